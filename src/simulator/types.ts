@@ -71,3 +71,57 @@ export interface MarketForAccounts {
   /** Current mark price (mid of the book) as a decimal string. */
   markPrice(symbol: string): string;
 }
+
+/** A REST request as the simulator's HTTP layer hands it to a route. */
+export interface SimRequest {
+  method: string;
+  /** path without the query string, e.g. `/fapi/v1/depth` */
+  path: string;
+  /** the raw query string without `?`, exactly as sent (signatures cover these bytes) */
+  rawQuery: string;
+  /** the raw request body (form-encoded for POST/PUT/DELETE), '' when none */
+  body: string;
+  /** query and body parameters merged; the query string wins on duplicates, as on Binance */
+  params: URLSearchParams;
+  /** lower-case header names */
+  headers: Record<string, string | undefined>;
+}
+
+/** A REST answer. `weight` is what the call costs against X-MBX-USED-WEIGHT-1M. */
+export interface SimResponse {
+  status: number;
+  /** JSON text (ids above 2^53 written as bare numbers) */
+  body: string;
+  headers?: Record<string, string>;
+  weight?: number;
+}
+
+/** Binance's error body `{"code":-1121,"msg":"Invalid symbol."}` with its HTTP status. */
+export function binanceError(status: number, code: number, msg: string, weight = 1): SimResponse {
+  return { status, body: JSON.stringify({ code, msg }), weight };
+}
+
+export function jsonResponse(body: unknown, weight = 1): SimResponse {
+  return { status: 200, body: typeof body === 'string' ? body : JSON.stringify(body), weight };
+}
+
+/** What the REST layer needs from a market-data producer (the live model or a replay). */
+export interface MarketDataSource {
+  /** Binance-shaped `exchangeInfo.symbols[]` entries. */
+  exchangeInfoSymbols(): object[];
+  /** True when the upper-case symbol is listed (any status). */
+  hasSymbol(symbol: string): boolean;
+  /** Top `limit` levels per side, best first. */
+  snapshot(symbol: string, limit: number): DepthSnapshot;
+  /** The REST `/fapi/v1/ticker/24hr` object for one symbol, if known. */
+  ticker24h(symbol: string): object | undefined;
+  /** Current mark price as a decimal string, if known. */
+  markPrice(symbol: string): string;
+  start(): void;
+  stop(): void;
+}
+
+/** A route that owns some REST paths (accounts) and answers undefined for the rest. */
+export interface RestRoute {
+  route(req: SimRequest): SimResponse | undefined;
+}

@@ -1,0 +1,274 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import {
+  GraphQLError,
+  type ExecutionArgs,
+  type ExecutionResult,
+  type FormattedExecutionResult,
+  type GraphQLFormattedError,
+} from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import { WebSocketServer } from 'ws';
+import type { Credentials } from '../binance/rest.js';
+import type { Logger } from '../log.js';
+import type { AccountApi, GatewayContext, MarketApi } from '../schema/context.js';
+import { schema } from '../schema/schema.js';
+import {
+  credentialsFromHeaders,
+  credentialsFromInit,
+  credentialsFromExtensions,
+} from './credentials.js';
+
+/** Codes a client may see unmasked (gateway-contract.md, "Errors"), plus graphql-js' own. */
+const CLIENT_CODES = new Set([
+  'BAD_USER_INPUT',
+  'UNAUTHENTICATED',
+  'INVALID_API_KEY',
+  'RATE_LIMITED',
+  'UPSTREAM_UNAVAILABLE',
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+]);
+
+export interface GraphQLServerOptions {
+  port: number;
+  host: string;
+  market: MarketApi;
+  account: AccountApi;
+  logger: Logger;
+  /** Largest WebSocket message accepted from a client (ws' default is 100 MiB). */
+  maxPayloadBytes?: number;
+  /** Extra envelop plugins (limits, metrics). */
+  plugins?: Plugin[];
+  /** Extra HTTP routes served beside /graphql (health, metrics). */
+  extraRoutes?: (
+    req: IncomingMessage,
+  ) => { status: number; type: string; body: string } | undefined;
+}
+
+export interface GraphQLServerHandle {
+  url: string;
+  port: number;
+  server: Server;
+  yoga: YogaServerInstance<Record<string, unknown>, GatewayContext>;
+  close(): Promise<void>;
+}
+
+interface ServerContext {
+  credentials?: Credentials | undefined;
+}
+
+/**
+ * One HTTP server, one port: yoga serves `/graphql` (queries, SSE subscriptions, GraphiQL) and
+ * graphql-ws (on `ws`) serves WebSocket subscriptions on the same path. Every WebSocket
+ * operation runs through `yoga.getEnveloped`, so masking, limits and logging apply on every
+ * transport alike.
+ */
+export async function startGraphQLServer(
+  options: GraphQLServerOptions,
+): Promise<GraphQLServerHandle> {
+  const { logger } = options;
+  const yoga = createYoga<ServerContext, GatewayContext>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    landingPage: false,
+    // Self-contained GraphiQL (no CDN) with subscriptions over WebSocket.
+    renderGraphiQL,
+    graphiql: {
+      subscriptionsProtocol: 'WS',
+      title: 'Binance Futures GraphQL gateway',
+      defaultQuery: DEFAULT_QUERY,
+    },
+    logging: {
+      debug: (...args) => logger.debug(String(args[0]), {}),
+      info: (...args) => logger.info(String(args[0]), {}),
+      warn: (...args) => logger.warn(String(args[0]), {}),
+      error: (...args) => logger.error(String(args[0]), { detail: args.slice(1).map(String) }),
+    },
+    maskedErrors: {
+      maskError: (error, message) => maskError(error, message, logger),
+    },
+    context: ({ request, credentials }: { request?: Request } & ServerContext) => ({
+      market: options.market,
+      account: options.account,
+      credentials: credentials ?? (request ? credentialsFromHeaders(request.headers) : undefined),
+    }),
+    plugins: options.plugins ?? [],
+  });
+
+  const server = createServer((req, res) => {
+    const extra = options.extraRoutes?.(req);
+    if (extra) {
+      res.writeHead(extra.status, { 'content-type': extra.type });
+      res.end(extra.body);
+      return;
+    }
+    void yoga.requestListener(req, res);
+  });
+
+  const wss = new WebSocketServer({
+    server,
+    path: '/graphql',
+    maxPayload: options.maxPayloadBytes ?? 64 * 1024,
+  });
+
+  useServer<Record<string, unknown> | undefined, { initCredentials?: Credentials | undefined }>(
+    {
+      onConnect: (ctx) => {
+        ctx.extra.initCredentials = credentialsFromInit(ctx.connectionParams);
+        return true;
+      },
+      onSubscribe: async (ctx, _id, payload) => {
+        const credentials =
+          credentialsFromExtensions(payload.extensions) ?? ctx.extra.initCredentials;
+        const {
+          schema: s,
+          execute,
+          subscribe,
+          contextFactory,
+          parse,
+          validate,
+        } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params: payload,
+          credentials,
+        });
+        // A bad document fails this operation only: return its errors, never throw (a throw here
+        // closes the whole socket with 4500 and kills the caller's other subscriptions).
+        let document;
+        try {
+          document = parse(payload.query);
+        } catch (err) {
+          return [asGraphQLError(err, 'GRAPHQL_PARSE_FAILED')];
+        }
+        const errors = validate(s, document);
+        if (errors.length > 0) {
+          return errors.map((e: GraphQLError) => withCode(e, 'GRAPHQL_VALIDATION_FAILED'));
+        }
+        const args: ExecutionArgs = {
+          schema: s,
+          operationName: payload.operationName ?? null,
+          document,
+          variableValues: payload.variables ?? null,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe },
+        };
+        return args;
+      },
+      execute: (args) => (args.rootValue as Enveloped).execute(args),
+      subscribe: (args) => (args.rootValue as Enveloped).subscribe(args),
+      // HTTP strips yoga's `extensions.http`/`unexpected`; strip them here too so both agree.
+      onNext: (_ctx, _id, _payload, _args, result) => stripResult(result),
+      onError: (_ctx, _id, _payload, errors) => errors.map(stripError),
+    },
+    wss,
+  );
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  return {
+    url: `http://${host}:${port}/graphql`,
+    port,
+    server,
+    yoga: yoga as unknown as GraphQLServerHandle['yoga'],
+    async close() {
+      for (const client of wss.clients) client.close(1001, 'Going away');
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+type OperationResult = ReturnType<NonNullable<Parameters<typeof useServer>[0]['execute']>>;
+
+interface Enveloped {
+  execute: (args: ExecutionArgs) => OperationResult;
+  subscribe: (args: ExecutionArgs) => OperationResult;
+}
+
+function maskError(error: unknown, message: string, logger: Logger): Error {
+  const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+  const code =
+    original instanceof GraphQLError
+      ? original.extensions.code
+      : error instanceof GraphQLError
+        ? error.extensions.code
+        : undefined;
+  if (typeof code === 'string' && CLIENT_CODES.has(code) && error instanceof GraphQLError) {
+    if (original instanceof GraphQLError && original !== error) {
+      return new GraphQLError(original.message, {
+        nodes: error.nodes,
+        source: error.source,
+        positions: error.positions,
+        path: error.path,
+        extensions: { ...original.extensions },
+      });
+    }
+    return error;
+  }
+  logger.error('unexpected error', {
+    error: original instanceof Error ? original : String(original),
+  });
+  return new GraphQLError(message, {
+    path: error instanceof GraphQLError ? error.path : undefined,
+    extensions: { code: 'INTERNAL_SERVER_ERROR' },
+  });
+}
+
+function asGraphQLError(err: unknown, code: string): GraphQLError {
+  if (err instanceof GraphQLError) return withCode(err, code);
+  return new GraphQLError('Syntax error.', { extensions: { code } });
+}
+
+function withCode(e: GraphQLError, code: string): GraphQLError {
+  if (e.extensions.code) return e;
+  return new GraphQLError(e.message, {
+    nodes: e.nodes,
+    source: e.source,
+    positions: e.positions,
+    path: e.path,
+    extensions: { ...e.extensions, code },
+  });
+}
+
+function stripError(e: GraphQLError | GraphQLFormattedError): GraphQLFormattedError {
+  const json = (e instanceof GraphQLError ? e.toJSON() : e) as GraphQLFormattedError;
+  if (!json.extensions) return json;
+  const {
+    http: _http,
+    unexpected: _unexpected,
+    ...rest
+  } = json.extensions as Record<string, unknown>;
+  return { ...json, extensions: rest };
+}
+
+function stripResult(
+  result: ExecutionResult | FormattedExecutionResult,
+): FormattedExecutionResult | void {
+  if (!result.errors) return;
+  return { ...result, errors: result.errors.map(stripError) } as FormattedExecutionResult;
+}
+
+const DEFAULT_QUERY = `# Live order book over WebSocket. Put your Binance key in the Headers tab for
+# account data: {"X-MBX-APIKEY": "...", "X-MBX-APISECRET": "..."}
+subscription Book {
+  orderBook(symbol: "BTCUSDT", depth: 5) {
+    symbol
+    lastUpdateId
+    bids { price quantity }
+    asks { price quantity }
+  }
+}
+`;
