@@ -28,7 +28,12 @@ describe('simulator REST market data', () => {
     const info = (await get('/fapi/v1/exchangeInfo')).body as {
       futuresType: string;
       rateLimits: { rateLimitType: string; limit: number }[];
-      symbols: { symbol: string; status: string; contractType: string; filters: { filterType: string; tickSize?: string; stepSize?: string }[] }[];
+      symbols: {
+        symbol: string;
+        status: string;
+        contractType: string;
+        filters: { filterType: string; tickSize?: string; stepSize?: string }[];
+      }[];
     };
     expect(info.futuresType).toBe('U_MARGINED');
     expect(info.rateLimits.find((r) => r.rateLimitType === 'REQUEST_WEIGHT')?.limit).toBe(2400);
@@ -37,7 +42,9 @@ describe('simulator REST market data', () => {
     for (const s of info.symbols) {
       expect(s.status).toBe('TRADING');
       expect(s.contractType).toBe('PERPETUAL');
-      expect(s.filters.find((f) => f.filterType === 'PRICE_FILTER')?.tickSize).toMatch(/^\d+\.\d+$/);
+      expect(s.filters.find((f) => f.filterType === 'PRICE_FILTER')?.tickSize).toMatch(
+        /^\d+\.\d+$/,
+      );
       expect(s.filters.find((f) => f.filterType === 'LOT_SIZE')?.stepSize).toMatch(/^\d+(\.\d+)?$/);
     }
   });
@@ -48,7 +55,13 @@ describe('simulator REST market data', () => {
     const big = await get('/fapi/v1/depth?symbol=BTCUSDT&limit=1000');
     const w2 = Number(big.headers.get('x-mbx-used-weight-1m'));
     expect(w2 - w1).toBe(20);
-    const book = big.body as { lastUpdateId: number; E: number; T: number; bids: [string, string][]; asks: [string, string][] };
+    const book = big.body as {
+      lastUpdateId: number;
+      E: number;
+      T: number;
+      bids: [string, string][];
+      asks: [string, string][];
+    };
     expect(book.bids).toHaveLength(1000);
     expect(book.asks).toHaveLength(1000);
     expect(Number(book.bids[0]![0])).toBeLessThan(Number(book.asks[0]![0]));
@@ -57,16 +70,42 @@ describe('simulator REST market data', () => {
   });
 
   it('answers Binance error bodies for bad symbols, limits and missing parameters', async () => {
-    expect(await get('/fapi/v1/depth?symbol=NOPEUSDT')).toMatchObject({ status: 400, body: { code: -1121, msg: 'Invalid symbol.' } });
-    expect(await get('/fapi/v1/depth?symbol=BTCUSDT&limit=7')).toMatchObject({ status: 400, body: { code: -4021 } });
+    expect(await get('/fapi/v1/depth?symbol=NOPEUSDT')).toMatchObject({
+      status: 400,
+      body: { code: -1121, msg: 'Invalid symbol.' },
+    });
+    expect(await get('/fapi/v1/depth?symbol=BTCUSDT&limit=7')).toMatchObject({
+      status: 400,
+      body: { code: -4021 },
+    });
     expect(await get('/fapi/v1/depth')).toMatchObject({ status: 400, body: { code: -1102 } });
-    expect(await get('/fapi/v1/ticker/24hr?symbol=NOPEUSDT')).toMatchObject({ status: 400, body: { code: -1121 } });
+    expect(await get('/fapi/v1/ticker/24hr?symbol=NOPEUSDT')).toMatchObject({
+      status: 400,
+      body: { code: -1121 },
+    });
     expect((await get('/fapi/v1/nothing')).status).toBe(404);
   });
 
   it('24hr ticker for one symbol and for all, derived from trades', async () => {
     const one = (await get('/fapi/v1/ticker/24hr?symbol=ETHUSDT')).body as Record<string, unknown>;
-    for (const k of ['symbol', 'priceChange', 'priceChangePercent', 'weightedAvgPrice', 'lastPrice', 'lastQty', 'openPrice', 'highPrice', 'lowPrice', 'volume', 'quoteVolume', 'openTime', 'closeTime', 'firstId', 'lastId', 'count']) {
+    for (const k of [
+      'symbol',
+      'priceChange',
+      'priceChangePercent',
+      'weightedAvgPrice',
+      'lastPrice',
+      'lastQty',
+      'openPrice',
+      'highPrice',
+      'lowPrice',
+      'volume',
+      'quoteVolume',
+      'openTime',
+      'closeTime',
+      'firstId',
+      'lastId',
+      'count',
+    ]) {
       expect(one).toHaveProperty(k);
     }
     expect(one.symbol).toBe('ETHUSDT');
@@ -75,7 +114,12 @@ describe('simulator REST market data', () => {
   });
 
   it('enforces the per-minute weight limit with 429 -1003 and Retry-After', async () => {
-    const tight = await startSimulator({ port: 0, seed: 3, weightLimitPerMinute: 50, autoStart: false });
+    const tight = await startSimulator({
+      port: 0,
+      seed: 3,
+      weightLimitPerMinute: 50,
+      autoStart: false,
+    });
     try {
       const statuses: number[] = [];
       let retryAfter: string | null = null;

@@ -321,12 +321,13 @@ async function controlEndpoint(
       return send(200, { ok: true });
     case 'order': {
       const { account, ...params } = args;
-      try {
-        const result = accounts.placeOrder(String(account), params as Record<string, string>);
-        return send(200, result);
-      } catch (err) {
-        return send(400, { error: err instanceof Error ? err.message : 'order failed' });
-      }
+      const answer = accounts.placeOrder(String(account), {
+        newOrderRespType: 'RESULT',
+        ...Object.fromEntries(Object.entries(params).map(([k, v]) => [k, String(v)])),
+      });
+      res.writeHead(answer.status, { 'content-type': 'application/json' });
+      res.end(answer.body);
+      return;
     }
     default:
       return send(404, { error: `unknown action ${action}` });

@@ -32,7 +32,7 @@ export class Rng {
   /** the second Box-Muller variate, kept for the next `normal()` call */
   private spare: number | undefined;
 
-  /** `seed` may be any finite number; integers up to 2^53 are all distinct seeds. */
+  /** `seed` may be any finite number (truncated to an integer, then folded into 32 bits). */
   constructor(seed: number) {
     if (!Number.isFinite(seed)) throw new RangeError(`Rng seed must be finite, got ${seed}`);
     const whole = Math.trunc(seed);
