@@ -666,7 +666,8 @@ export class Market implements MarketDataSource, MarketForAccounts {
     clearInterval(this.timer);
     this.timer = undefined;
     this.now = this.clock.now();
-    for (let i = 0; i < DEPTH_SPEEDS.length; i++) for (const s of this.states) this.flushDepth(s, i);
+    for (let i = 0; i < DEPTH_SPEEDS.length; i++)
+      for (const s of this.states) this.flushDepth(s, i);
   }
 
   /**
