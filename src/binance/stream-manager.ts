@@ -99,6 +99,10 @@ export const STREAM_MANAGER_DEFAULTS = {
 /** Error codes of the stream manager; callers switch on `code`, never on the message. */
 export type StreamManagerErrorCode = 'UNKNOWN_STREAM' | 'MANAGER_CLOSED' | 'INVALID_OPTIONS';
 
+/**
+ * A coded failure of the stream manager. `UNKNOWN_STREAM` is a programming error of the caller
+ * (names must be validated before they reach Binance, which acknowledges anything, §2.4).
+ */
 export class StreamManagerError extends Error {
   constructor(
     readonly code: StreamManagerErrorCode,

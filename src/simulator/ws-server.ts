@@ -325,7 +325,7 @@ export class StreamServer implements StreamSink {
   }
 
   private send(conn: SimConnection, text: string): void {
-    if (conn.closed || conn.ws.readyState !== conn.ws.OPEN) return;
+    if (conn.closed || this.silentMode || conn.ws.readyState !== conn.ws.OPEN) return;
     conn.ws.send(text);
   }
 
