@@ -6,6 +6,8 @@ import { Hub } from './hub/hub.js';
 import { createLogger, type Logger } from './log.js';
 import { AccountService } from './account/account-service.js';
 import { MarketService } from './market/market-service.js';
+import { StatusService } from './server/health.js';
+import { useOperationLimits } from './server/limits.js';
 import { startGraphQLServer, type GraphQLServerHandle } from './server/server.js';
 
 /** Knobs tests turn; production uses the defaults. */
@@ -30,6 +32,7 @@ export interface GatewayHandle {
   market: MarketService;
   account: AccountService;
   rest: BinanceRest;
+  status: StatusService;
   http: GraphQLServerHandle;
   close(): Promise<void>;
 }
@@ -65,12 +68,22 @@ export async function startGateway(
     logger: logger.child({ component: 'account' }),
     ...(tuning.listenKeyKeepaliveMs !== undefined && { keepaliveMs: tuning.listenKeyKeepaliveMs }),
   });
+  const status = new StatusService({
+    streams,
+    market,
+    hub,
+    rest,
+    userStreams: () => account.status(),
+  });
   const http = await startGraphQLServer({
     port: config.port,
     host: config.host,
     market,
     account,
+    status,
     logger,
+    extraRoutes: (req) => status.route(req),
+    plugins: [useOperationLimits()],
   });
   logger.info('gateway listening', {
     url: http.url,
@@ -86,6 +99,7 @@ export async function startGateway(
     market,
     account,
     rest,
+    status,
     http,
     async close() {
       await http.close();

@@ -72,6 +72,11 @@ export class BinanceRest {
     return this.usedWeight;
   }
 
+  /** True while a 429/418 `Retry-After` is being waited out. */
+  get blocked(): boolean {
+    return this.now() < this.blockedUntil;
+  }
+
   /** A public (NONE security) GET. `weight` is the documented cost, charged to our budget first. */
   async get(
     path: string,

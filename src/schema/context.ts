@@ -130,9 +130,56 @@ export interface AccountApi {
   ): Promise<AsyncIterableIterator<OrderUpdateView>>;
 }
 
+/** One upstream connection, as the `status` field shows it. */
+export interface UpstreamConnectionView {
+  id: number;
+  path: string;
+  state: string;
+  streams: number;
+  lastFrameAgeMs: number | null;
+  reconnects: number;
+  ageMs: number | null;
+  malformedFrames: number;
+}
+
+export interface OrderBookStatusView {
+  symbol: string;
+  state: string;
+  resyncCount: number;
+  lastUpdateId: number;
+}
+
+export interface UserStreamStatusView {
+  keyHash: string;
+  state: string;
+  subscribers: number;
+  reconnects: number;
+  listenKeyRenewals: number;
+  lastEventAgeMs: number | null;
+}
+
+/** The gateway's health as data (schema type `GatewayStatus`); never holds a credential. */
+export interface GatewayStatusView {
+  ready: boolean;
+  uptimeMs: number;
+  upstreamConnections: UpstreamConnectionView[];
+  orderBooks: OrderBookStatusView[];
+  userStreams: UserStreamStatusView[];
+  restWeightUsed: number;
+  subscribers: number;
+  upstreamReconnects: number;
+  upstreamRotations: number;
+}
+
+export interface StatusApi {
+  status(): GatewayStatusView;
+  subscribeStatus(intervalMs: number): AsyncIterableIterator<GatewayStatusView>;
+}
+
 /** Per-operation context: the shared services and the caller's own credentials (memory only). */
 export interface GatewayContext {
   market: MarketApi;
   account: AccountApi;
+  status: StatusApi;
   credentials: Credentials | undefined;
 }

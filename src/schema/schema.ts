@@ -3,6 +3,10 @@ import { GraphQLError, Kind, type GraphQLSchema } from 'graphql';
 import type { SymbolInfo } from '../binance/exchange-info.js';
 import { badInput } from '../errors.js';
 import type {
+  GatewayStatusView,
+  OrderBookStatusView,
+  UpstreamConnectionView,
+  UserStreamStatusView,
   AccountConfigUpdateView,
   AccountEventView,
   AccountUpdateView,
@@ -264,6 +268,66 @@ const AccountEventRef = builder.unionType('AccountEvent', {
   resolveType: (event: AccountEventView) => event.__typename,
 });
 
+const UpstreamConnectionRef = builder
+  .objectRef<UpstreamConnectionView>('UpstreamConnectionStatus')
+  .implement({
+    description: 'One upstream Binance connection.',
+    fields: (t) => ({
+      id: t.exposeInt('id'),
+      path: t.exposeString('path', { description: '`public`, `market` or `private`.' }),
+      state: t.exposeString('state', {
+        description: '`connecting`, `open`, `closing`, `closed` or `reconnecting`.',
+      }),
+      streams: t.exposeInt('streams', { description: 'Binance streams carried.' }),
+      lastFrameAgeMs: t.exposeFloat('lastFrameAgeMs', {
+        nullable: true,
+        description: 'Milliseconds since the last frame; null before the first one.',
+      }),
+      reconnects: t.exposeInt('reconnects'),
+      ageMs: t.exposeFloat('ageMs', { nullable: true, description: 'Age of the current socket.' }),
+      malformedFrames: t.exposeInt('malformedFrames'),
+    }),
+  });
+
+const OrderBookStatusRef = builder.objectRef<OrderBookStatusView>('OrderBookStatus').implement({
+  description: 'One shared order book.',
+  fields: (t) => ({
+    symbol: t.exposeString('symbol'),
+    state: t.exposeString('state', { description: '`idle`, `syncing`, `live` or `resyncing`.' }),
+    resyncCount: t.exposeInt('resyncCount'),
+    lastUpdateId: t.expose('lastUpdateId', { type: 'Long' }),
+  }),
+});
+
+const UserStreamStatusRef = builder.objectRef<UserStreamStatusView>('UserStreamStatus').implement({
+  description: 'One per-key user data stream, named by a hash prefix of the key (never the key).',
+  fields: (t) => ({
+    keyHash: t.exposeString('keyHash'),
+    state: t.exposeString('state'),
+    subscribers: t.exposeInt('subscribers'),
+    reconnects: t.exposeInt('reconnects'),
+    listenKeyRenewals: t.exposeInt('listenKeyRenewals'),
+    lastEventAgeMs: t.exposeFloat('lastEventAgeMs', { nullable: true }),
+  }),
+});
+
+const GatewayStatusRef = builder.objectRef<GatewayStatusView>('GatewayStatus').implement({
+  description: "The gateway's health as data. Holds no credential.",
+  fields: (t) => ({
+    ready: t.exposeBoolean('ready', { description: 'The upstream is usable.' }),
+    uptimeMs: t.exposeFloat('uptimeMs'),
+    upstreamConnections: t.expose('upstreamConnections', { type: [UpstreamConnectionRef] }),
+    orderBooks: t.expose('orderBooks', { type: [OrderBookStatusRef] }),
+    userStreams: t.expose('userStreams', { type: [UserStreamStatusRef] }),
+    restWeightUsed: t.exposeInt('restWeightUsed', {
+      description: 'Binance REQUEST_WEIGHT used in the current minute.',
+    }),
+    subscribers: t.exposeInt('subscribers'),
+    upstreamReconnects: t.exposeInt('upstreamReconnects'),
+    upstreamRotations: t.exposeInt('upstreamRotations'),
+  }),
+});
+
 const depthArg = (depth: number): number => {
   if (!Number.isInteger(depth) || depth < 1 || depth > 1000) {
     throw badInput(`depth must be between 1 and 1000, got ${depth}.`);
@@ -292,6 +356,12 @@ builder.queryType({
       type: TickerRef,
       args: { symbol: t.arg.string({ required: true }) },
       resolve: (_root, args, ctx) => ctx.market.ticker(args.symbol),
+    }),
+    status: t.field({
+      type: GatewayStatusRef,
+      description:
+        'Upstream connections, order books and user streams, as the gateway sees them now.',
+      resolve: (_root, _args, ctx) => ctx.status.status(),
     }),
   }),
 });
@@ -325,6 +395,18 @@ builder.subscriptionType({
       args: { symbol: t.arg.string({ required: true }) },
       subscribe: (_root, args, ctx) => ctx.market.subscribeTicker(args.symbol),
       resolve: (ticker) => ticker,
+    }),
+    status: t.field({
+      type: GatewayStatusRef,
+      description: 'The gateway status at once, then every `intervalMs` (100..60000).',
+      args: { intervalMs: t.arg.int({ required: true, defaultValue: 1000 }) },
+      subscribe: (_root, args, ctx) => {
+        if (args.intervalMs < 100 || args.intervalMs > 60_000) {
+          throw badInput(`intervalMs must be between 100 and 60000, got ${args.intervalMs}.`);
+        }
+        return ctx.status.subscribeStatus(args.intervalMs);
+      },
+      resolve: (s) => s,
     }),
     accountEvents: t.field({
       type: AccountEventRef,

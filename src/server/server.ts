@@ -13,7 +13,7 @@ import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { Credentials } from '../binance/rest.js';
 import type { Logger } from '../log.js';
-import type { AccountApi, GatewayContext, MarketApi } from '../schema/context.js';
+import type { AccountApi, GatewayContext, MarketApi, StatusApi } from '../schema/context.js';
 import { schema } from '../schema/schema.js';
 import {
   credentialsFromHeaders,
@@ -37,6 +37,7 @@ export interface GraphQLServerOptions {
   host: string;
   market: MarketApi;
   account: AccountApi;
+  status: StatusApi;
   logger: Logger;
   /** Largest WebSocket message accepted from a client (ws' default is 100 MiB). */
   maxPayloadBytes?: number;
@@ -93,6 +94,7 @@ export async function startGraphQLServer(
     context: ({ request, credentials }: { request?: Request } & ServerContext) => ({
       market: options.market,
       account: options.account,
+      status: options.status,
       credentials: credentials ?? (request ? credentialsFromHeaders(request.headers) : undefined),
     }),
     plugins: options.plugins ?? [],
