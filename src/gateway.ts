@@ -19,6 +19,8 @@ export interface GatewayTuning {
   clientPingIntervalMs?: number;
   /** rotate upstream connections this long after they opened (Binance cuts at 24 h) */
   rotateAfterMs?: number;
+  /** our own REQUEST_WEIGHT budget per minute (Binance allows 2400) */
+  restWeightBudgetPerMinute?: number;
   /** listenKey keepalive interval (Binance validity: 60 min) */
   listenKeyKeepaliveMs?: number;
 }
@@ -47,6 +49,9 @@ export async function startGateway(
   const rest = new BinanceRest({
     baseUrl: config.restUrl,
     logger: logger.child({ component: 'rest' }),
+    ...(tuning.restWeightBudgetPerMinute !== undefined && {
+      weightBudgetPerMinute: tuning.restWeightBudgetPerMinute,
+    }),
   });
   const exchangeInfo = new ExchangeInfo(rest, logger);
   const streams = new StreamManager({

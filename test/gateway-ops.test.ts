@@ -269,4 +269,28 @@ describe('fault matrix: books, REST and bursts', () => {
     expect(s.gw.streams.status().controlMessagesSent).toBeLessThan(20);
     expect(subs.every((x) => x.errors.length === 0)).toBe(true);
   }, 30_000);
+
+  it('a resync storm of many symbols stays inside the gateway weight budget: no 429 from Binance', async () => {
+    const symbols = Array.from({ length: 30 }, (_, i) => `STORM${i}USDT`);
+    const budget = 300;
+    const s = await stack({ symbols, tickMs: 50 }, { restWeightBudgetPerMinute: budget });
+    const client = wsClient(s.wsUrl);
+    cleanups.push(() => client.dispose());
+    const minute = Math.floor(Date.now() / 60_000);
+    const subs = symbols.map((sym) => collect<Book>(client, BOOK, { s: sym }));
+    await waitFor(
+      () => subs.filter((x) => x.values.length > 0).length >= 12,
+      15_000,
+      'books within budget',
+    );
+    await sleep(1_000);
+    if (Math.floor(Date.now() / 60_000) === minute) {
+      // 20 weight per snapshot: the budget allows at most 15 this minute, the rest wait
+      expect(subs.filter((x) => x.values.length > 0).length).toBeLessThanOrEqual(15);
+      expect(s.sim.rest.weightUsed).toBeLessThanOrEqual(budget);
+    }
+    expect(s.sim.rest.log.filter((l) => l.status === 429 || l.status === 418)).toEqual([]);
+    expect(s.gw.rest.stats.budgetWaits).toBeGreaterThan(0);
+    expect(subs.every((x) => x.errors.length === 0)).toBe(true);
+  }, 30_000);
 });
