@@ -72,7 +72,13 @@ export async function startGateway(
     hub,
     logger: logger.child({ component: 'account' }),
     ...(tuning.listenKeyKeepaliveMs !== undefined && { keepaliveMs: tuning.listenKeyKeepaliveMs }),
+    ...(tuning.rotateAfterMs !== undefined && { rotateAfterMs: tuning.rotateAfterMs }),
+    ...(tuning.staleAfterMs !== undefined && { staleAfterMs: tuning.staleAfterMs }),
+    ...(tuning.clientPingIntervalMs !== undefined && {
+      clientPingIntervalMs: tuning.clientPingIntervalMs,
+    }),
   });
+
   const status = new StatusService({
     streams,
     market,

@@ -16,7 +16,7 @@ import {
   type AccountSnapshot,
 } from './account-book.js';
 import { AccountState } from './account-state.js';
-import { isKeyRejected, isSignatureRejected, toClientError } from './errors.js';
+import { AccountDataError, isKeyRejected, isSignatureRejected, toClientError } from './errors.js';
 import { toAccountEventView } from './events.js';
 import { wsUserSocketFactory, type UserSocketFactory } from './user-socket.js';
 import {
@@ -240,7 +240,7 @@ export class AccountService implements AccountApi {
   private readonly logger: Logger;
   private readonly clock: StreamClock;
   private readonly connect: UserSocketFactory;
-  private readonly opts: typeof DEFAULT_ACCOUNT_SERVICE_OPTIONS;
+  private readonly opts: { [K in keyof typeof DEFAULT_ACCOUNT_SERVICE_OPTIONS]: number };
   private readonly subscribeOptions: SubscribeOptions;
   private readonly streams: LeaseRegistry<StreamEntry>;
   private readonly states: LeaseRegistry<StateEntry>;
@@ -294,7 +294,7 @@ export class AccountService implements AccountApi {
       const keyHash = hold.value.keyHash;
       return this.hub.subscribe<AccountEventView>(
         `account:${keyHash}`,
-        () => this.eventSource(apiKey, keyHash),
+        () => this.eventSource(apiKey),
         this.subscribeOptions,
       );
     } finally {
@@ -386,7 +386,7 @@ export class AccountService implements AccountApi {
       this.rejected.delete(hash);
       return;
     }
-    throw new GatewayError(r.error.code, r.error.message, { ...r.error.extensions });
+    throw new AccountDataError(r.error.code, r.error.message, { ...r.error.extensions });
   }
 
   private remember(hash: string, err: unknown): void {
@@ -486,13 +486,12 @@ export class AccountService implements AccountApi {
     }
   }
 
-  private eventSource(apiKey: string, keyHash: string): TopicSource<AccountEventView> {
+  private eventSource(apiKey: string): TopicSource<AccountEventView> {
     let lease: Lease<StreamEntry> | undefined;
     let sink: StreamSink | undefined;
     return {
       start: (publish, fail) => {
         lease = this.leaseStream(apiKey);
-        if (lease.value.keyHash !== keyHash) throw new Error('account topic for another key');
         sink = { onView: publish, onFail: fail };
         lease.value.sinks.add(sink);
         if (lease.value.stream.over) fail(upstreamUnavailable('The account stream has ended.'));
@@ -528,14 +527,11 @@ export class AccountService implements AccountApi {
     );
   }
 
-  private createState(
-    creds: { apiKey: string; apiSecret: string },
-    stateHash: string,
-  ): StateEntry {
+  private createState(creds: { apiKey: string; apiSecret: string }, stateHash: string): StateEntry {
     const streamLease = this.leaseStream(creds.apiKey);
     const keyHash = streamLease.value.keyHash;
     const logger = this.logger.child({ keyHash: keyHash.slice(0, 12) });
-    const entry: StateEntry = { state: undefined as unknown as AccountState, dispose: () => {} };
+    let entry: StateEntry | undefined;
     const state = new AccountState({
       fetchSnapshot: () =>
         this.snapshot({ apiKey: creds.apiKey, apiSecret: creds.apiSecret }).catch(
@@ -553,7 +549,7 @@ export class AccountService implements AccountApi {
       onFailed: (err) => {
         if (isSignatureRejected(err)) this.remember(stateHash, err);
         else if (isKeyRejected(err)) this.remember(keyHash, err);
-        this.states.forget(stateHash, entry);
+        if (entry) this.states.forget(stateHash, entry);
       },
     });
     const sink: StreamSink = {
@@ -564,11 +560,13 @@ export class AccountService implements AccountApi {
       onFail: (error) => state.fail(error),
     };
     streamLease.value.sinks.add(sink);
-    entry.state = state;
-    entry.dispose = () => {
-      streamLease.value.sinks.delete(sink);
-      streamLease.release();
-      state.close();
+    entry = {
+      state,
+      dispose: () => {
+        streamLease.value.sinks.delete(sink);
+        streamLease.release();
+        state.close();
+      },
     };
     // the snapshot is taken once the socket is up: deltas after it are on top of it
     streamLease.value.stream.ready().then(
@@ -641,7 +639,9 @@ export class AccountService implements AccountApi {
       const cancel = this.clock.schedule(
         () =>
           reject(
-            upstreamUnavailable('Binance account data cannot be reached right now; try again later.'),
+            upstreamUnavailable(
+              'Binance account data cannot be reached right now; try again later.',
+            ),
           ),
         this.opts.readyTimeoutMs,
       );

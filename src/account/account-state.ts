@@ -13,6 +13,7 @@ export interface AccountStateListener {
   onFail?(error: GatewayError): void;
 }
 
+/** How an `AccountState` gets its snapshot and reports its end; creds live in `fetchSnapshot`. */
 export interface AccountStateOptions {
   /** The signed snapshot (`/fapi/v3/balance` + `/fapi/v3/positionRisk`), creds bound in. */
   fetchSnapshot(): Promise<AccountSnapshot>;

@@ -29,6 +29,7 @@ export interface UserSocket {
 /** Opens a socket for a listenKey. Injected into `UserStream` so its tests need no network. */
 export type UserSocketFactory = (listenKey: string, handlers: UserSocketHandlers) => UserSocket;
 
+/** Where the production socket connects and how it judges liveness. */
 export interface WsUserSocketOptions {
   /** Stream base URL without a path, e.g. `wss://fstream.binance.com`. */
   streamUrl: string;

@@ -31,13 +31,7 @@ import type { UserSocket, UserSocketFactory } from './user-socket.js';
 
 /** See the diagram in the module comment. */
 export type UserStreamState =
-  | 'idle'
-  | 'starting'
-  | 'live'
-  | 'renewing'
-  | 'reconnecting'
-  | 'failed'
-  | 'closed';
+  'idle' | 'starting' | 'live' | 'renewing' | 'reconnecting' | 'failed' | 'closed';
 
 /** The two USER_STREAM calls the lifecycle needs; the API key is bound in by the owner. */
 export interface ListenKeyApi {
@@ -72,6 +66,10 @@ export interface UserStreamListener {
   onFail?(error: GatewayError): void;
 }
 
+/**
+ * What one stream needs: the key's USER_STREAM calls, a socket factory and a clock (all
+ * injected, so the lifecycle is tested without sockets), plus its timings.
+ */
 export interface UserStreamOptions {
   /** A short hash of the API key, for log lines only. */
   keyHash: string;
@@ -168,7 +166,7 @@ export class UserStream {
   private readonly timers: NamedTimers;
   private readonly clock: StreamClock;
   private readonly random: () => number;
-  private readonly opts: typeof DEFAULT_USER_STREAM_OPTIONS;
+  private readonly opts: { [K in keyof typeof DEFAULT_USER_STREAM_OPTIONS]: number };
   private readonly backoff: BackoffOptions;
   private readonly logger: Logger;
   /** a POST is in flight or waiting to be retried: no second renewal may start */

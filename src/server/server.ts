@@ -86,7 +86,11 @@ export async function startGraphQLServer(
       debug: (...args) => logger.debug(String(args[0]), {}),
       info: (...args) => logger.info(String(args[0]), {}),
       warn: (...args) => logger.warn(String(args[0]), {}),
-      error: (...args) => logger.error(String(args[0]), { detail: args.slice(1).map(String) }),
+      // errors a client caused (coded) are not server errors
+      error: (...args) =>
+        args.some(isClientError)
+          ? logger.debug(String(args[0]), { detail: args.slice(1).map(String) })
+          : logger.error(String(args[0]), { detail: args.slice(1).map(String) }),
     },
     maskedErrors: {
       maskError: (error, message) => maskError(error, message, logger),
@@ -227,6 +231,15 @@ function maskError(error: unknown, message: string, logger: Logger): Error {
     path: error instanceof GraphQLError ? error.path : undefined,
     extensions: { code: 'INTERNAL_SERVER_ERROR' },
   });
+}
+
+function isClientError(e: unknown): boolean {
+  const code = e instanceof GraphQLError ? (e.originalError ?? e) : e;
+  return (
+    code instanceof GraphQLError &&
+    typeof code.extensions.code === 'string' &&
+    CLIENT_CODES.has(code.extensions.code)
+  );
 }
 
 function asGraphQLError(err: unknown, code: string): GraphQLError {
