@@ -8,26 +8,13 @@
  * that time has already passed), so diffs keep being buffered while the "fetch" is in flight,
  * exactly as they were on the wire.
  */
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { BookSync } from '../src/binance/book-sync.js';
 import type { DepthDiff, DepthSnapshot, SyncTimers } from '../src/binance/book-sync.js';
 import type { PriceLevel } from '../src/binance/local-book.js';
 import { loadCapture } from '../src/simulator/capture.js';
 import type { Capture } from '../src/simulator/capture.js';
-
-interface OracleEntry {
-  capture: string;
-  symbol: string;
-  lastUpdateId: number;
-  finalUpdateId: number;
-  bestBid: [string, string];
-  bestAsk: [string, string];
-}
-
-const root = fileURLToPath(new URL('./fixtures/binance-real/', import.meta.url));
-const oracle = JSON.parse(readFileSync(`${root}oracle.json`, 'utf8')) as OracleEntry[];
+import { captureDir, oracle } from './helpers/fixtures.js';
 
 /** Decimal string without trailing fractional zeros: "7.6120" → "7.612", "0.10" → "0.1". */
 function normalize(decimal: string): string {
@@ -152,7 +139,7 @@ describe('replaying real captures through BookSync matches the oracle', () => {
 
   for (const name of captures) {
     it(`capture ${name}`, async () => {
-      const capture = loadCapture(`${root}cryptofeed/${name}`);
+      const capture = loadCapture(captureDir(name));
       const entries = oracle.filter((o) => o.capture === name);
       const results = await replay(
         capture,

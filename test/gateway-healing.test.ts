@@ -1,16 +1,14 @@
-import { readFileSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { autoCleanup } from './helpers/cleanup.js';
+import { CAPTURES, captureDir, oracle } from './helpers/fixtures.js';
 import { collect, startStack, wsClient, type Stack } from './helpers/stack.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const defer = autoCleanup();
 
 async function stack(...args: Parameters<typeof startStack>): Promise<Stack> {
   const s = await startStack(...args);
-  cleanups.push(() => s.close());
+  defer(() => s.close());
   return s;
 }
 
@@ -49,7 +47,7 @@ describe('gateway heals upstream faults without the client noticing more than a 
   it('all upstream connections dropped: subscriptions stay open, data resumes, books resync', async () => {
     const s = await stack({ tickMs: 10 });
     const client = wsClient(s.wsUrl);
-    cleanups.push(() => client.dispose());
+    defer(() => client.dispose());
     const book = collect<Book>(client, BOOK, { symbol: 'BTCUSDT', depth: 20 });
     const trades = collect<Trade>(client, TRADES, { symbol: 'BTCUSDT' });
     await book.next(3, 15_000);
@@ -68,7 +66,7 @@ describe('gateway heals upstream faults without the client noticing more than a 
     const staleAfterMs = 1_000;
     const s = await stack({ tickMs: 10 }, { staleAfterMs, clientPingIntervalMs: 250 });
     const client = wsClient(s.wsUrl);
-    cleanups.push(() => client.dispose());
+    defer(() => client.dispose());
     const book = collect<Book>(client, BOOK, { symbol: 'ETHUSDT', depth: 5 });
     await book.next(2, 15_000);
     const opened = s.sim.streams.stats.connectionsOpened;
@@ -94,7 +92,7 @@ describe('gateway heals upstream faults without the client noticing more than a 
       { rotateAfterMs: 1_200 },
     );
     const client = wsClient(s.wsUrl);
-    cleanups.push(() => client.dispose());
+    defer(() => client.dispose());
     const book = collect<Book>(client, BOOK, { symbol: 'BTCUSDT', depth: 5 });
     const trades = collect<Trade>(client, TRADES, { symbol: 'BTCUSDT' });
     await book.next(1, 15_000);
@@ -109,26 +107,14 @@ describe('gateway heals upstream faults without the client noticing more than a 
   }, 20_000);
 });
 
-interface Oracle {
-  capture: string;
-  symbol: string;
-  finalUpdateId: number;
-  bestBid: [string, string];
-  bestAsk: [string, string];
-}
-const oracle = JSON.parse(
-  readFileSync(new URL('./fixtures/binance-real/oracle.json', import.meta.url), 'utf8'),
-) as Oracle[];
-
 describe('gateway replaying real captures', () => {
-  it.each(['ce58c2a0', 'be4e5c81', '1312c062'])(
+  it.each(CAPTURES)(
     'capture %s through simulator and gateway ends on the oracle for every symbol',
     async (capture) => {
-      const dir = new URL(`./fixtures/binance-real/cryptofeed/${capture}`, import.meta.url)
-        .pathname;
+      const dir = captureDir(capture);
       const s = await stack({ replay: { dir, speed: 20, startDelayMs: 300 } });
       const client = wsClient(s.wsUrl);
-      cleanups.push(() => client.dispose());
+      defer(() => client.dispose());
       const expected = oracle.filter((o) => o.capture === capture);
       const subs = expected.map((o) => ({
         o,

@@ -1,15 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { autoCleanup } from './helpers/cleanup.js';
 import { collect, startStack, wsClient, type Stack } from './helpers/stack.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const defer = autoCleanup();
 
 async function stack(...args: Parameters<typeof startStack>): Promise<Stack> {
   const s = await startStack(...args);
-  cleanups.push(() => s.close());
+  defer(() => s.close());
   return s;
 }
 
@@ -46,7 +44,7 @@ describe('gateway public market data', () => {
   it('many clients on one symbol share one upstream stream; after they leave it is unsubscribed', async () => {
     const s = await stack();
     const clients = Array.from({ length: 6 }, () => wsClient(s.wsUrl));
-    cleanups.push(() => clients.forEach((c) => void c.dispose()));
+    defer(() => clients.forEach((c) => void c.dispose()));
     const subs = clients.flatMap((c) => [
       collect<Book>(c, BOOK, { symbol: 'BTCUSDT', depth: 10 }),
       collect<Book>(c, BOOK, { symbol: 'BTCUSDT', depth: 3 }),
@@ -71,7 +69,7 @@ describe('gateway public market data', () => {
   it('views are sorted, uncrossed, free of zeros, limited to depth, and equal the simulator book', async () => {
     const s = await stack();
     const client = wsClient(s.wsUrl);
-    cleanups.push(() => client.dispose());
+    defer(() => client.dispose());
     const deep = collect<Book>(client, BOOK, { symbol: 'ETHUSDT', depth: 1000 });
     const top = collect<Book>(client, BOOK, { symbol: 'ETHUSDT', depth: 5 });
     await deep.next(5, 15_000);
@@ -98,7 +96,7 @@ describe('gateway public market data', () => {
   it('throttleMs gives at most one view per interval, latest winning', async () => {
     const s = await stack({ tickMs: 10 });
     const client = wsClient(s.wsUrl);
-    cleanups.push(() => client.dispose());
+    defer(() => client.dispose());
     const fast = collect<Book>(client, BOOK, { symbol: 'BTCUSDT', depth: 5 });
     const slow = collect<Book>(client, BOOK, { symbol: 'BTCUSDT', depth: 5, throttleMs: 500 });
     await slow.next(1, 15_000);
@@ -114,7 +112,7 @@ describe('gateway public market data', () => {
   it('trades arrive in order and tickers start with an immediate value', async () => {
     const s = await stack({ tickMs: 10 });
     const client = wsClient(s.wsUrl);
-    cleanups.push(() => client.dispose());
+    defer(() => client.dispose());
     const trades = collect<{
       trades: { aggregateTradeId: number; side: string; buyerIsMaker: boolean };
     }>(
@@ -164,7 +162,7 @@ describe('gateway public market data', () => {
   it('a bad operation fails alone with a coded error; the socket and other subscriptions stay up', async () => {
     const s = await stack();
     const client = wsClient(s.wsUrl);
-    cleanups.push(() => client.dispose());
+    defer(() => client.dispose());
     const good = collect<Book>(client, BOOK, { symbol: 'BTCUSDT', depth: 5 });
     await good.next(1, 15_000);
     const unknown = collect(client, BOOK, { symbol: 'NOPEUSDT', depth: 5 });
@@ -195,7 +193,7 @@ describe('gateway public market data', () => {
   it('serves subscriptions over SSE', async () => {
     const s = await stack();
     const controller = new AbortController();
-    cleanups.push(() => controller.abort());
+    defer(() => controller.abort());
     const res = await fetch(s.gw.url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'text/event-stream' },

@@ -1,15 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { autoCleanup } from './helpers/cleanup.js';
 import { collect, startStack, wsClient, type Stack } from './helpers/stack.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const defer = autoCleanup();
 
 async function stack(...args: Parameters<typeof startStack>): Promise<Stack> {
   const s = await startStack(...args);
-  cleanups.push(() => s.close());
+  defer(() => s.close());
   return s;
 }
 
@@ -42,7 +40,7 @@ describe('health as data', () => {
       apiKey: 'alice-demo-api-key',
       apiSecret: 'alice-demo-api-secret',
     });
-    cleanups.push(() => client.dispose());
+    defer(() => client.dispose());
     const book = collect<Book>(client, BOOK, { s: 'BTCUSDT' });
     await book.next(1, 15_000);
     const r = await post(
@@ -76,7 +74,7 @@ describe('health as data', () => {
   it('/healthz, /readyz and /metrics in Prometheus text format', async () => {
     const s = await stack();
     const client = wsClient(s.wsUrl);
-    cleanups.push(() => client.dispose());
+    defer(() => client.dispose());
     const book = collect<Book>(client, BOOK, { s: 'ETHUSDT' });
     const trades = collect(client, 'subscription { trades(symbol: "ETHUSDT") { price } }');
     await book.next(2, 15_000);
@@ -145,7 +143,7 @@ describe('operation limits, on every transport', () => {
   it('over WebSocket a limit fails that operation only', async () => {
     const s = await stack();
     const client = wsClient(s.wsUrl);
-    cleanups.push(() => client.dispose());
+    defer(() => client.dispose());
     const good = collect<Book>(client, BOOK, { s: 'BTCUSDT' });
     await good.next(1, 15_000);
     const bad = collect(
@@ -164,7 +162,7 @@ describe('fault matrix: books, REST and bursts', () => {
   it('a pu gap resyncs that symbol alone and no view from a broken chain reaches a client', async () => {
     const s = await stack({ tickMs: 10 });
     const client = wsClient(s.wsUrl);
-    cleanups.push(() => client.dispose());
+    defer(() => client.dispose());
     const btc = collect<Book>(client, BOOK, { s: 'BTCUSDT' });
     const eth = collect<Book>(client, BOOK, { s: 'ETHUSDT' });
     await btc.next(3, 15_000);
@@ -204,7 +202,7 @@ describe('fault matrix: books, REST and bursts', () => {
     await post(s, '{ symbols { symbol } }');
     s.sim.control.failRest(418, 1, 3);
     const client = wsClient(s.wsUrl);
-    cleanups.push(() => client.dispose());
+    defer(() => client.dispose());
     const t0 = Date.now();
     const book = collect<Book>(client, BOOK, { s: 'SOLUSDT' });
     await book.next(1, 15_000);
@@ -219,7 +217,7 @@ describe('fault matrix: books, REST and bursts', () => {
     await post(s, '{ symbols { symbol } }');
     s.sim.control.failRest(503, 2, 0);
     const client = wsClient(s.wsUrl);
-    cleanups.push(() => client.dispose());
+    defer(() => client.dispose());
     const book = collect<Book>(client, BOOK, { s: 'BTCUSDT' });
     await book.next(1, 15_000);
     const depthCalls = s.sim.rest.log
@@ -231,7 +229,7 @@ describe('fault matrix: books, REST and bursts', () => {
   it('malformed upstream frames are counted and skipped; the connection and other streams go on', async () => {
     const s = await stack({ tickMs: 10 });
     const client = wsClient(s.wsUrl);
-    cleanups.push(() => client.dispose());
+    defer(() => client.dispose());
     const book = collect<Book>(client, BOOK, { s: 'BTCUSDT' });
     await book.next(2, 15_000);
     const reconnects = s.gw.streams.status().reconnects;
@@ -252,7 +250,7 @@ describe('fault matrix: books, REST and bursts', () => {
     const symbols = Array.from({ length: 120 }, (_, i) => `SYM${i}USDT`);
     const s = await stack({ symbols, tickMs: 100 });
     const client = wsClient(s.wsUrl);
-    cleanups.push(() => client.dispose());
+    defer(() => client.dispose());
     const subs = symbols.flatMap((sym) => [
       collect(client, 'subscription($s: String!) { trades(symbol: $s) { price } }', { s: sym }),
       collect(client, 'subscription($s: String!) { ticker(symbol: $s) { lastPrice } }', { s: sym }),
@@ -275,7 +273,7 @@ describe('fault matrix: books, REST and bursts', () => {
     const budget = 300;
     const s = await stack({ symbols, tickMs: 50 }, { restWeightBudgetPerMinute: budget });
     const client = wsClient(s.wsUrl);
-    cleanups.push(() => client.dispose());
+    defer(() => client.dispose());
     const minute = Math.floor(Date.now() / 60_000);
     const subs = symbols.map((sym) => collect<Book>(client, BOOK, { s: sym }));
     await waitFor(

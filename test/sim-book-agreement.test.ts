@@ -1,14 +1,12 @@
-import { readFileSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { autoCleanup } from './helpers/cleanup.js';
 import { BookSync, type DepthDiff, type DepthSnapshot } from '../src/binance/book-sync.js';
+import { CAPTURES, captureDir, oracle } from './helpers/fixtures.js';
 import { startSimulator, type SimulatorHandle } from '../src/simulator/index.js';
 import { RecordingSocket } from './helpers/ws-client.js';
 import { waitFor } from './helpers/wait.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const defer = autoCleanup();
 
 /** Follows one symbol over a real socket with the project's Binance-rules book. */
 function follow(
@@ -38,7 +36,7 @@ function follow(
     if (!frame.stream?.includes('@depth') || !frame.data) return;
     syncs.get(frame.data.s)?.onDiff(frame.data);
   });
-  cleanups.push(() => {
+  defer(() => {
     for (const s of syncs.values()) s.close();
   });
   return syncs;
@@ -52,11 +50,11 @@ describe('simulator: REST snapshot and diff stream agree', () => {
     'a client following Binance rules on %s ends with exactly the simulator book',
     async (speed) => {
       const sim = await startSimulator({ port: 0, seed: 21, tickMs: 10 });
-      cleanups.push(() => sim.close());
+      defer(() => sim.close());
       const socket = await RecordingSocket.open(
         `${sim.streamUrl}/public/stream?streams=btcusdt${speed}/ethusdt${speed}`,
       );
-      cleanups.push(() => socket.close());
+      defer(() => socket.close());
       const syncs = follow(sim, socket, ['BTCUSDT', 'ETHUSDT']);
       await waitFor(() => [...syncs.values()].every((s) => s.live), 10_000, 'books live');
       // let the market run with the books live, then freeze it and let the last window arrive
@@ -78,31 +76,19 @@ describe('simulator: REST snapshot and diff stream agree', () => {
   );
 });
 
-interface Oracle {
-  capture: string;
-  symbol: string;
-  finalUpdateId: number;
-  bestBid: [string, string];
-  bestAsk: [string, string];
-}
-const oracle = JSON.parse(
-  readFileSync(new URL('./fixtures/binance-real/oracle.json', import.meta.url), 'utf8'),
-) as Oracle[];
-
 describe('simulator replay of real captures', () => {
-  it.each(['ce58c2a0', 'be4e5c81', '1312c062'])(
+  it.each(CAPTURES)(
     'replays capture %s over sockets and the project book reaches the oracle for every symbol',
     async (capture) => {
-      const dir = new URL(`./fixtures/binance-real/cryptofeed/${capture}`, import.meta.url)
-        .pathname;
+      const dir = captureDir(capture);
       const sim = await startSimulator({ port: 0, replay: { dir, speed: 20, startDelayMs: 100 } });
-      cleanups.push(() => sim.close());
+      defer(() => sim.close());
       const expected = oracle.filter((o) => o.capture === capture);
       const streams = expected.map((o) => `${o.symbol.toLowerCase()}@depth@100ms`).join('/');
       const socket = await RecordingSocket.open(
         `${sim.streamUrl}/public/stream?streams=${streams}`,
       );
-      cleanups.push(() => socket.close());
+      defer(() => socket.close());
       const syncs = follow(
         sim,
         socket,

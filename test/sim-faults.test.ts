@@ -1,24 +1,22 @@
 import { createHmac } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { autoCleanup } from './helpers/cleanup.js';
 import { parseJsonExact } from '../src/binance/json.js';
 import { startSimulator, type SimulatorHandle } from '../src/simulator/index.js';
 import { RecordingSocket } from './helpers/ws-client.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const defer = autoCleanup();
 
 async function sim(): Promise<SimulatorHandle> {
   const s = await startSimulator({ port: 0, seed: 5, tickMs: 10 });
-  cleanups.push(() => s.close());
+  defer(() => s.close());
   return s;
 }
 
 async function socket(url: string): Promise<RecordingSocket> {
   const s = await RecordingSocket.open(url);
-  cleanups.push(() => s.close());
+  defer(() => s.close());
   return s;
 }
 
