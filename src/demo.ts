@@ -28,6 +28,8 @@ await runMain(async () => {
 
   Try:
     subscription { orderBook(symbol: "BTCUSDT", depth: 5) { lastUpdateId bids { price quantity } asks { price quantity } } }
+  and, with alice's headers:
+    subscription { accountEvents { __typename ... on OrderUpdate { symbol side orderStatus orderId lastFilledPrice } ... on AccountUpdate { reason balances { asset walletBalance } } } }
 
 `);
   const stop = (): void => {
