@@ -44,9 +44,13 @@ const ALL_MARKET: Record<string, ParsedStream> = {
   '!assetIndex@arr': { type: 'assetIndex', path: 'market' },
 };
 
-const PUBLIC_SUFFIXES = /^(bookTicker|depth(5|10|20)?(@100ms|@500ms)?|rpiDepth@500ms)$/;
+/**
+ * The undocumented raw `<s>@trade` stream is served on `/public` (observed 2026-04, before the
+ * legacy URLs were retired; ccxt routes it there), unlike `aggTrade`, which is `/market` only.
+ */
+const PUBLIC_SUFFIXES = /^(bookTicker|trade|depth(5|10|20)?(@100ms|@500ms)?|rpiDepth@500ms)$/;
 const MARKET_SUFFIXES =
-  /^(aggTrade|trade|markPrice(@1s)?|miniTicker|ticker|forceOrder|compositeIndex|kline_(\w+))$/;
+  /^(aggTrade|markPrice(?:@1s)?|miniTicker|ticker|forceOrder|compositeIndex|kline_(\w+))$/;
 
 /**
  * Parses a stream name exactly as written (case matters: Binance only serves lower-case
@@ -64,12 +68,15 @@ export function parseStreamName(name: string): ParsedStream | undefined {
       ? 'depth'
       : suffix.startsWith('rpiDepth')
         ? 'rpiDepth'
-        : 'bookTicker';
+        : suffix === 'trade'
+          ? 'trade'
+          : 'bookTicker';
     return { symbol, type, path: 'public' };
   }
   const m = MARKET_SUFFIXES.exec(suffix);
   if (m) {
-    if (m[4] !== undefined && !KLINE_INTERVALS.has(m[4])) return undefined;
+    const interval = m[2];
+    if (interval !== undefined && !KLINE_INTERVALS.has(interval)) return undefined;
     const type = (m[1] ?? '').split('@')[0]!.replace(/_.*$/, '');
     return { symbol, type, path: 'market' };
   }

@@ -367,6 +367,8 @@ const TIME_IN_FORCE = new Set<string>(['GTC', 'IOC', 'FOK', 'GTX']);
 const STP_MODES = new Set(['NONE', 'EXPIRE_TAKER', 'EXPIRE_MAKER', 'EXPIRE_BOTH']);
 const CLIENT_ORDER_ID = /^[.A-Z:/a-z0-9_-]{1,36}$/;
 const MAX_LEVERAGE = 125;
+/** The notional cap of the one leverage bracket (`maxNotionalValue`). */
+const MAX_NOTIONAL = '1000000';
 
 const MSG = {
   badApiKeyFormat: 'API-key format invalid.',
@@ -390,7 +392,13 @@ const MSG = {
   noSuchOrder: 'Order does not exist.',
 } as const;
 
-const WEIGHT = { listenKey: 1, account: 5, order: 1, openOrdersAll: 40 } as const;
+const WEIGHT = {
+  listenKey: 1,
+  account: 5,
+  order: 1,
+  openOrdersAll: 40,
+  leverageBracket: 1,
+} as const;
 
 type Handler = (req: SimRequest) => SimResponse;
 
@@ -474,7 +482,7 @@ export class Accounts {
 
   /**
    * Answers the private REST endpoints (listenKey, account, balance, positionRisk, order,
-   * openOrders, leverage); `undefined` for any other method + path, so the REST router can try
+   * openOrders, leverage, leverageBracket); `undefined` for any other method + path, so the REST router can try
    * the market routes next.
    */
   route(req: SimRequest): SimResponse | undefined {
@@ -637,6 +645,9 @@ export class Accounts {
     );
     r('POST', '/fapi/v1/leverage', (req) =>
       this.signed(req, WEIGHT.order, (a) => this.leverageRoute(a, req.params)),
+    );
+    r('GET', '/fapi/v1/leverageBracket', (req) =>
+      this.signed(req, WEIGHT.leverageBracket, () => this.leverageBracketRoute(req.params)),
     );
   }
 
@@ -932,7 +943,7 @@ export class Accounts {
         isolated: false,
         entryPrice: this.priceText(f.spec, f.position.entryPrice),
         breakEvenPrice: this.priceText(f.spec, this.breakEven(f.position)),
-        maxNotional: '1000000',
+        maxNotional: MAX_NOTIONAL,
         bidNotional: fmt(f.bidNotional, 0),
         askNotional: fmt(f.askNotional, 0),
         positionSide: 'BOTH',
@@ -989,7 +1000,7 @@ export class Accounts {
           marginType: 'cross',
           isAutoAddMargin: 'false',
           leverage: String(f.leverage),
-          maxNotionalValue: '1000000',
+          maxNotionalValue: MAX_NOTIONAL,
           isolatedWallet: '0',
           updateTime: f.position.updateTimeMs,
         };
@@ -1592,6 +1603,35 @@ export class Accounts {
     );
   }
 
+  /**
+   * `GET /fapi/v1/leverageBracket[?symbol]`: the notional brackets of the simulator's margin
+   * model, one bracket per symbol (leverage up to 125, the one maintenance margin rate, the
+   * `maxNotionalValue` the other endpoints report). An array of `{symbol, brackets}`, or one
+   * object when `symbol` is sent, as Binance answers.
+   */
+  private leverageBracketRoute(params: URLSearchParams): SimResponse {
+    const symbol = params.get('symbol');
+    if (symbol !== null && !this.market.hasSymbol(symbol)) {
+      return binanceError(400, -1121, MSG.invalidSymbol, WEIGHT.leverageBracket);
+    }
+    const entry = (s: string) => ({
+      symbol: s,
+      brackets: [
+        {
+          bracket: 1,
+          initialLeverage: MAX_LEVERAGE,
+          notionalCap: Number(MAX_NOTIONAL),
+          notionalFloor: 0,
+          maintMarginRatio: Number(fmt(this.maintMarginRate, 0)),
+          cum: 0,
+        },
+      ],
+    });
+    if (symbol !== null) return jsonResponse(entry(symbol), WEIGHT.leverageBracket);
+    const all = this.market.symbols?.() ?? [];
+    return jsonResponse(all.map(entry), WEIGHT.leverageBracket);
+  }
+
   private leverageRoute(acct: AccountState, params: URLSearchParams): SimResponse {
     const symbol = params.get('symbol');
     if (!symbol) return binanceError(400, -1102, mandatoryParamMessage('symbol'));
@@ -1605,7 +1645,7 @@ export class Accounts {
       return binanceError(400, -4028, `Leverage ${leverage} is not valid`);
     }
     this.setLeverage(acct, symbol, leverage);
-    return jsonResponse({ leverage, maxNotionalValue: '1000000', symbol }, WEIGHT.order);
+    return jsonResponse({ leverage, maxNotionalValue: MAX_NOTIONAL, symbol }, WEIGHT.order);
   }
 
   private setLeverage(acct: AccountState, symbol: string, leverage: number): void {

@@ -21,6 +21,10 @@ export interface SimulatorOptions {
   tickMs?: number;
   /** Benchmark mode: many more trades and book changes per second. */
   highRate?: boolean;
+  /** Mean taker orders per second per symbol (overrides the `highRate` choice; benchmarks). */
+  tradeRatePerSec?: number;
+  /** Mean maker actions per second per symbol (overrides the `highRate` choice; benchmarks). */
+  makerRatePerSec?: number;
   /** Connection limits; tests shorten the lifetime and ping timings. */
   limits?: Partial<StreamServerLimits>;
   weightLimitPerMinute?: number;
@@ -121,6 +125,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       sink: streams,
       tickMs: options.tickMs ?? DEFAULTS.tickMs,
       highRate: options.highRate ?? false,
+      ...(options.tradeRatePerSec !== undefined && { tradeRatePerSec: options.tradeRatePerSec }),
+      ...(options.makerRatePerSec !== undefined && { makerRatePerSec: options.makerRatePerSec }),
     });
     source = market;
   }
@@ -258,6 +264,11 @@ function nullMarketForAccounts(
     spec: () => undefined,
     executeTaker: () => [],
     markPrice: (s) => source.markPrice(s),
+    symbols: () =>
+      source.exchangeInfoSymbols().flatMap((s) => {
+        const name = (s as { symbol?: unknown }).symbol;
+        return typeof name === 'string' ? [name] : [];
+      }),
   };
 }
 

@@ -425,6 +425,7 @@ class SymbolState {
     partial: string[][];
     bookTicker: string;
     aggTrade: string;
+    trade: string;
     markPrice: string;
     markPrice1s: string;
     ticker: string;
@@ -491,6 +492,7 @@ class SymbolState {
       partial: DEPTH_SPEEDS.map((sp) => PARTIAL_DEPTHS.map((n) => `${l}@depth${n}${sp.suffix}`)),
       bookTicker: `${l}@bookTicker`,
       aggTrade: `${l}@aggTrade`,
+      trade: `${l}@trade`,
       markPrice: `${l}@markPrice`,
       markPrice1s: `${l}@markPrice@1s`,
       ticker: `${l}@ticker`,
@@ -998,6 +1000,8 @@ export class Market implements MarketDataSource, MarketForAccounts {
           }),
         );
       }
+      if (this.sink.wants(s.names.trade))
+        this.publishRawTrades(s, side, price, take, firstId, trades);
       fills.push({ tradeId: lastId, price, qty: take });
     }
     this.inBatch = false;
@@ -1008,6 +1012,39 @@ export class Market implements MarketDataSource, MarketForAccounts {
       s.logFair += ((side === 'BUY' ? 1 : -1) * impact) / Math.exp(s.logFair);
     }
     return fills;
+  }
+
+  /**
+   * The undocumented raw `<symbol>@trade` stream (reference §4.2), which Binance serves on
+   * `/public`: one event per underlying trade of an aggTrade. The level's quantity is split
+   * evenly over its trades (no random draw, so listening does not change the market).
+   */
+  private publishRawTrades(
+    s: SymbolState,
+    side: 'BUY' | 'SELL',
+    price: number,
+    take: number,
+    firstId: number,
+    trades: number,
+  ): void {
+    const base = Math.floor(take / trades);
+    const extra = take % trades;
+    for (let i = 0; i < trades; i++) {
+      this.sink.publish(
+        s.names.trade,
+        JSON.stringify({
+          e: 'trade',
+          E: this.now,
+          T: this.now,
+          s: s.symbol,
+          t: firstId + i,
+          p: s.price(price),
+          q: s.qty(base + (i < extra ? 1 : 0)),
+          X: 'MARKET',
+          m: side === 'SELL',
+        }),
+      );
+    }
   }
 
   /**

@@ -70,6 +70,8 @@ export interface MarketForAccounts {
   executeTaker(symbol: string, side: 'BUY' | 'SELL', quantity: string, limitPrice?: string): Fill[];
   /** Current mark price (mid of the book) as a decimal string. */
   markPrice(symbol: string): string;
+  /** Every listed symbol, for the endpoints that answer all symbols when none is given. */
+  symbols?(): string[];
 }
 
 /** A REST request as the simulator's HTTP layer hands it to a route. */

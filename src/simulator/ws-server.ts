@@ -229,7 +229,7 @@ export class StreamServer implements StreamSink {
     const m = msg as Record<string, unknown>;
     const id = m.id;
     if (!('method' in m)) return errorReply(2, 'Invalid request: missing field `method`', idOf(id));
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
+    if (!isRequestId(id)) {
       return errorReply(2, 'Invalid request: request ID must be an unsigned integer', null);
     }
     const method = m.method;
@@ -448,12 +448,22 @@ function rawToString(data: RawData): string {
   return data.toString('utf8');
 }
 
-function errorReply(code: number, msg: string, id: number | null | undefined): string {
+/**
+ * A request id the stream servers accept: an unsigned integer, or an alphanumeric string of at
+ * most 36 characters (Binance's own connectors subscribe with 32 hex characters on USDⓈ-M; only
+ * the options stream server is known to insist on integers).
+ */
+function isRequestId(id: unknown): id is number | string {
+  if (typeof id === 'string') return /^[A-Za-z0-9-]{1,36}$/.test(id);
+  return typeof id === 'number' && Number.isInteger(id) && id >= 0;
+}
+
+function errorReply(code: number, msg: string, id: number | string | null | undefined): string {
   return JSON.stringify(id === undefined ? { error: { code, msg } } : { error: { code, msg }, id });
 }
 
-function idOf(id: unknown): number | null {
-  return typeof id === 'number' && Number.isInteger(id) && id >= 0 ? id : null;
+function idOf(id: unknown): number | string | null {
+  return isRequestId(id) ? id : null;
 }
 
 /** Binance's parser message: `Invalid JSON: expected value at line 1 column 1`. */
