@@ -86,6 +86,17 @@ describe('gateway heals upstream faults without the client noticing more than a 
     sane(book.values);
   });
 
+  it('answers Binance pings with their payload: a strict pong deadline never drops the gateway', async () => {
+    const s = await stack({ tickMs: 10, limits: { pingIntervalMs: 200, pongTimeoutMs: 1_000 } });
+    const client = wsClient(s.wsUrl);
+    defer(() => client.dispose());
+    const book = collect<Book>(client, BOOK, { symbol: 'BTCUSDT', depth: 5 });
+    await book.next(1, 15_000);
+    await sleep(3_000);
+    expect(s.sim.streams.stats.closedForPong).toBe(0);
+    expect(s.gw.streams.status().reconnects).toBe(0);
+  });
+
   it('connection lifetime reached: rotation with no gap, no duplicate and no resync', async () => {
     const s = await stack(
       { tickMs: 10, limits: { maxConnectionLifetimeMs: 2_500 } },
