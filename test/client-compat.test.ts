@@ -2,7 +2,8 @@
  * Independent clients against the simulator: well-known Binance USDⓈ-M client libraries from
  * the npm registry, pointed at a simulator on loopback, run their normal futures flows (markets,
  * order book, ticker, live book, live trades, signed account, a MARKET order and the user-data
- * stream that reports it). Apart from freezing the market model for a moment and reading the
+ * stream that reports it, then trade and kline history, the account's own trades and orders,
+ * position mode and fees). Apart from freezing the market model for a moment and reading the
  * simulator's state back for the assertions, every request and frame is the library's own. The
  * last block checks, on the wire, what the simulator had to add for these libraries.
  *
@@ -18,7 +19,7 @@ import {
 import { USDMClient, WebsocketClient } from 'binance';
 import { pro } from 'ccxt';
 import { createHmac } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { startSimulator, type SimulatorHandle } from '../src/simulator/index.js';
 import type { Market } from '../src/simulator/market.js';
 import { sleep, waitFor } from './helpers/wait.js';
@@ -269,6 +270,64 @@ describe('ccxt pro binanceusdm against the simulator', () => {
     expect(rest).toMatchObject({ contracts: 0.01, side: 'long', entryPrice: order.average });
   });
 
+  it('fetches trades, candles, its own trades and orders, the position mode and its fees', async () => {
+    // ccxt spaces calls by Binance's weights (aggTrades 20, positionSide/dual 30, …: seconds);
+    // the simulator's own weight limit still applies
+    ex.enableRateLimit = false;
+    onTestFinished(() => {
+      ex.enableRateLimit = true;
+    });
+    // public history: aggTrades (ccxt's default for linear swaps), raw trades, klines
+    const trades = await ex.fetchTrades(UNIFIED, undefined, 5);
+    expect(trades.length).toBeGreaterThan(0);
+    expect(trades.length).toBeLessThanOrEqual(5);
+    for (const t of trades) {
+      expect(t).toMatchObject({ symbol: UNIFIED });
+      expect(t.price).toBeGreaterThan(0);
+      expect(t.amount).toBeGreaterThan(0);
+      expect(['buy', 'sell']).toContain(t.side);
+      expect(record(t.info)).toHaveProperty('a');
+    }
+    const ids = trades.map((t) => Number(t.id));
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+    const since = (trades[0]?.timestamp ?? Date.now()) - 60_000;
+    const window = await ex.fetchTrades(UNIFIED, since); // startTime, endTime = since + 1 h
+    expect(window.length).toBeGreaterThanOrEqual(trades.length);
+    expect(window.every((t) => (t.timestamp ?? 0) >= since)).toBe(true);
+    const raw = await ex.fetchTrades(UNIFIED, undefined, 3, {
+      fetchTradesMethod: 'fapiPublicGetTrades',
+    });
+    expect(raw.length).toBeGreaterThan(0);
+    expect(record(raw[0]?.info)).toHaveProperty('isBuyerMaker');
+
+    const candles = await ex.fetchOHLCV(UNIFIED, '1m', undefined, 3);
+    expect(candles.length).toBeGreaterThan(0);
+    const last = candles[candles.length - 1] ?? [];
+    expect(last).toHaveLength(6);
+    expect(Number(last[0]) % 60_000).toBe(0);
+    expect(Number(last[2])).toBeGreaterThanOrEqual(Number(last[3]));
+    // the simulator started less than a minute or two ago: these candles hold all its trades
+    expect(candles.reduce((sum, c) => sum + Number(c[5]), 0)).toBeGreaterThan(0);
+    const mark = await ex.fetchOHLCV(UNIFIED, '1m', undefined, 2, { price: 'mark' });
+    expect(Number(mark[mark.length - 1]?.[4])).toBeGreaterThan(0);
+    expect(await ex.fetchFundingRateHistory(UNIFIED)).toEqual([]); // no 8 h mark passed yet
+
+    // private history: the MARKET order of the previous test and its fills
+    const mine = await ex.fetchMyTrades(UNIFIED);
+    expect(mine.length).toBeGreaterThan(0);
+    expect(mine.every((t) => t.order === '8389765489680951453' && t.side === 'buy')).toBe(true);
+    expect(mine.reduce((sum, t) => sum + (t.amount ?? 0), 0)).toBeCloseTo(0.01, 9);
+    expect(mine[0]).toMatchObject({ takerOrMaker: 'taker', fee: { currency: 'USDT' } });
+    const orders = await ex.fetchOrders(UNIFIED);
+    expect(orders).toHaveLength(1);
+    expect(orders[0]).toMatchObject({ id: '8389765489680951453', status: 'closed', filled: 0.01 });
+
+    expect(await ex.fetchPositionMode(UNIFIED)).toMatchObject({ hedged: false });
+    expect(await ex.fetchTradingFee(UNIFIED)).toMatchObject({ maker: 0.0002, taker: 0.0005 });
+    const [marginMode] = Object.values(await ex.fetchMarginModes([UNIFIED]));
+    expect(marginMode).toMatchObject({ symbol: UNIFIED, marginMode: 'cross' });
+  });
+
   it('asked only for /fapi endpoints, every one served', () => {
     expectOnlyServedFapiCalls(sim);
   });
@@ -407,6 +466,39 @@ describe('binance (tiagosiebler) USDMClient and WebsocketClient against the simu
     expect(Number(position?.entryPrice)).toBe(Number(record(filled.o).ap));
   });
 
+  it('reads trade history, klines, its trades and orders, the position mode and its fees', async () => {
+    marketOf(sim).stop(); // no trade between the reads compared below
+    onTestFinished(() => marketOf(sim).start());
+    const aggs = await rest.getAggregateTrades({ symbol: SYMBOL, limit: 5 });
+    expect(aggs.length).toBeGreaterThan(0);
+    expect(Object.keys(aggs[0] ?? {}).sort()).toEqual(['T', 'a', 'f', 'l', 'm', 'nq', 'p', 'q']);
+    const recent = await rest.getRecentTrades({ symbol: SYMBOL, limit: 5 });
+    expect(recent.length).toBeGreaterThan(0);
+    expect(recent[recent.length - 1]?.id).toBe(aggs[aggs.length - 1]?.l);
+    const klines = await rest.getKlines({ symbol: SYMBOL, interval: '1m', limit: 3 });
+    expect(klines.length).toBeGreaterThan(0);
+    expect(klines.every((k) => k.length === 12)).toBe(true);
+
+    // the MARKET order of the previous test: one order, its fills add up to 0.010
+    const mine = await rest.getAccountTrades({ symbol: SYMBOL });
+    expect(mine.length).toBeGreaterThan(0);
+    expect(mine.reduce((sum, t) => sum + Math.round(Number(t.qty) * 1000), 0)).toBe(10);
+    expect(mine.every((t) => t.side === 'BUY' && t.commissionAsset === 'USDT')).toBe(true);
+    const orders = await rest.getAllOrders({ symbol: SYMBOL });
+    expect(orders).toHaveLength(1);
+    expect(orders[0]).toMatchObject({ status: 'FILLED', executedQty: '0.010', type: 'MARKET' });
+
+    expect(await rest.getCurrentPositionMode()).toEqual({ dualSidePosition: false });
+    expect(await rest.getMultiAssetsMode()).toEqual({ multiAssetsMargin: false });
+    expect(await rest.getAccountCommissionRate({ symbol: SYMBOL })).toMatchObject({
+      takerCommissionRate: '0.0005',
+    });
+    expect(await rest.getFuturesAccountConfig()).toMatchObject({ dualSidePosition: false });
+    const [config] = await rest.getFuturesSymbolConfig({ symbol: SYMBOL });
+    expect(config).toMatchObject({ symbol: SYMBOL, marginType: 'CROSSED', leverage: 20 });
+    expect(await rest.getFundingRateHistory({ symbol: SYMBOL })).toEqual([]);
+  });
+
   it('asked only for /fapi endpoints, every one served', () => {
     expectOnlyServedFapiCalls(sim);
   });
@@ -527,6 +619,37 @@ describe('@binance/derivatives-trading-usds-futures (official connector) against
 
     const after = await (await client.restAPI.positionInformationV3({ symbol: SYMBOL })).data();
     expect(after[0]).toMatchObject({ symbol: SYMBOL, positionAmt: '0.010' });
+  });
+
+  it('reads trade history, klines, its trades and orders (exact 64-bit ids) and the position mode', async () => {
+    const api = client.restAPI;
+    marketOf(sim).stop(); // no trade between the reads compared below
+    onTestFinished(() => marketOf(sim).start());
+    const aggs = await (
+      await api.compressedAggregateTradesList({ symbol: SYMBOL, limit: 5 })
+    ).data();
+    expect(aggs.length).toBeGreaterThan(0);
+    const recent = await (await api.recentTradesList({ symbol: SYMBOL, limit: 5 })).data();
+    expect(recent[recent.length - 1]?.id).toBe(aggs[aggs.length - 1]?.l);
+    const klines = await (
+      await api.klineCandlestickData({
+        symbol: SYMBOL,
+        interval: RestApi.KlineCandlestickDataIntervalEnum.INTERVAL_1m,
+        limit: 3,
+      })
+    ).data();
+    expect(klines.length).toBeGreaterThan(0);
+    expect(klines[klines.length - 1]).toHaveLength(12);
+
+    const mine = await (await api.accountTradeList({ symbol: SYMBOL })).data();
+    expect(mine.length).toBeGreaterThan(0);
+    expect(mine.every((t) => t.orderId === 8389765489680951453n)).toBe(true);
+    const orders = await (await api.allOrders({ symbol: SYMBOL })).data();
+    expect(orders.map((o) => [o.orderId, o.status])).toEqual([[8389765489680951453n, 'FILLED']]);
+    const mode = await (await api.getCurrentPositionMode()).data();
+    expect(mode).toEqual({ dualSidePosition: false });
+    const fees = await (await api.userCommissionRate({ symbol: SYMBOL })).data();
+    expect(fees).toMatchObject({ makerCommissionRate: '0.0002', takerCommissionRate: '0.0005' });
   });
 
   it('asked only for /fapi endpoints, every one served', () => {

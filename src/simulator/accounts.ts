@@ -1,4 +1,6 @@
 import { stringifyWithBigInts } from '../binance/json.js';
+import { windowIndices } from './history.js';
+import { answerParamErrors, Params } from './params.js';
 import {
   checkSignedRequest,
   DEFAULT_SIGNING_RULES,
@@ -80,6 +82,8 @@ export interface AccountsOptions {
   sweepIntervalMs?: number;
   /** Taker commission rate as a decimal string (Binance's default tier: 0.0005). */
   takerFeeRate?: string;
+  /** Maker commission rate reported by `commissionRate` (Binance's default tier: 0.0002). */
+  makerFeeRate?: string;
   /** Maintenance margin rate used for `maintMargin` figures. */
   maintMarginRate?: string;
   /** Leverage of a symbol until changed. */
@@ -92,6 +96,8 @@ export interface AccountsOptions {
   maxEmittedEventsPerAccount?: number;
   /** Finished orders kept for `GET /fapi/v1/order` per account. */
   orderHistoryLimit?: number;
+  /** Fills kept for `GET /fapi/v1/userTrades` per account. */
+  tradeHistoryLimit?: number;
   /** recvWindow rules of signed endpoints. */
   signing?: SigningRules;
 }
@@ -102,12 +108,14 @@ export const DEFAULT_ACCOUNTS_OPTIONS = {
   orderIdBase: 8_389_765_489_680_951_453n,
   sweepIntervalMs: 1_000,
   takerFeeRate: '0.0005',
+  makerFeeRate: '0.0002',
   maintMarginRate: '0.004',
   defaultLeverage: 20,
   autoTradeSymbols: ['BTCUSDT', 'ETHUSDT'],
   autoTradeMaxSteps: 3,
   maxEmittedEventsPerAccount: 10_000,
   orderHistoryLimit: 1_000,
+  tradeHistoryLimit: 10_000,
   signing: DEFAULT_SIGNING_RULES,
 } satisfies Required<Omit<AccountsOptions, 'market' | 'sink' | 'clock' | 'seed' | 'accounts'>>;
 
@@ -248,6 +256,24 @@ interface SimOrder {
   updateTimeMs: number;
 }
 
+/** One fill of one of the account's orders: a `GET /fapi/v1/userTrades` row. */
+interface UserTrade {
+  symbol: string;
+  /** the market's trade id (`t` of ORDER_TRADE_UPDATE and TRADE_LITE) */
+  id: number;
+  orderId: bigint;
+  side: Side;
+  price: bigint;
+  qty: bigint;
+  quote: bigint;
+  /** realized PnL before fees (`rp`) */
+  realized: bigint;
+  /** commission paid (`n`) */
+  commission: bigint;
+  commissionAsset: string;
+  timeMs: number;
+}
+
 interface ActiveListenKey {
   key: string;
   expiresAtMs: number;
@@ -260,6 +286,8 @@ class AccountState {
   /** every order still open plus the most recent finished ones, by id */
   readonly orders = new Map<bigint, SimOrder>();
   readonly emitted: string[] = [];
+  /** the newest fills, oldest first */
+  readonly trades: UserTrade[] = [];
   /** acceptance times of recent orders, for X-MBX-ORDER-COUNT-* */
   readonly orderTimesMs: number[] = [];
   listenKey: ActiveListenKey | undefined;
@@ -398,7 +426,18 @@ const WEIGHT = {
   order: 1,
   openOrdersAll: 40,
   leverageBracket: 1,
+  userTrades: 5,
+  allOrders: 5,
+  positionMode: 30,
+  changePositionMode: 1,
+  multiAssetsMode: 30,
+  accountConfig: 5,
+  symbolConfig: 5,
+  commissionRate: 20,
 } as const;
+
+/** userTrades and allOrders look back 7 days by default and at most 7 days per query. */
+const HISTORY_WINDOW_HOURS = 7 * 24;
 
 type Handler = (req: SimRequest) => SimResponse;
 
@@ -414,6 +453,7 @@ export class Accounts {
   private readonly clock: Clock;
   private readonly opts: typeof DEFAULT_ACCOUNTS_OPTIONS;
   private readonly takerFeeRate: bigint;
+  private readonly makerFeeRate: bigint;
   private readonly maintMarginRate: bigint;
   private readonly accounts = new Map<string, AccountState>();
   private readonly byApiKey = new Map<string, AccountState>();
@@ -433,6 +473,7 @@ export class Accounts {
       orderIdBase: options.orderIdBase ?? d.orderIdBase,
       sweepIntervalMs: options.sweepIntervalMs ?? d.sweepIntervalMs,
       takerFeeRate: options.takerFeeRate ?? d.takerFeeRate,
+      makerFeeRate: options.makerFeeRate ?? d.makerFeeRate,
       maintMarginRate: options.maintMarginRate ?? d.maintMarginRate,
       defaultLeverage: options.defaultLeverage ?? d.defaultLeverage,
       autoTradeSymbols: options.autoTradeSymbols ?? d.autoTradeSymbols,
@@ -440,9 +481,11 @@ export class Accounts {
       maxEmittedEventsPerAccount:
         options.maxEmittedEventsPerAccount ?? d.maxEmittedEventsPerAccount,
       orderHistoryLimit: options.orderHistoryLimit ?? d.orderHistoryLimit,
+      tradeHistoryLimit: options.tradeHistoryLimit ?? d.tradeHistoryLimit,
       signing: options.signing ?? d.signing,
     };
     this.takerFeeRate = this.rateOption('takerFeeRate', this.opts.takerFeeRate);
+    this.makerFeeRate = this.rateOption('makerFeeRate', this.opts.makerFeeRate);
     this.maintMarginRate = this.rateOption('maintMarginRate', this.opts.maintMarginRate);
     if (!(this.opts.listenKeyValidityMs > 0)) {
       throw new Error('Accounts: listenKeyValidityMs must be positive');
@@ -482,8 +525,9 @@ export class Accounts {
 
   /**
    * Answers the private REST endpoints (listenKey, account, balance, positionRisk, order,
-   * openOrders, leverage, leverageBracket); `undefined` for any other method + path, so the REST router can try
-   * the market routes next.
+   * openOrder(s), allOrders, userTrades, leverage, leverageBracket, positionSide/dual,
+   * symbolConfig, accountConfig, multiAssetsMargin, commissionRate); `undefined` for any other
+   * method + path, so the REST router can try the market routes next.
    */
   route(req: SimRequest): SimResponse | undefined {
     const handler = this.routes.get(`${req.method.toUpperCase()} ${req.path}`);
@@ -648,6 +692,51 @@ export class Accounts {
     );
     r('GET', '/fapi/v1/leverageBracket', (req) =>
       this.signed(req, WEIGHT.leverageBracket, () => this.leverageBracketRoute(req.params)),
+    );
+    r('GET', '/fapi/v1/openOrder', (req) =>
+      this.signed(req, WEIGHT.order, (a) => this.queryOpenOrder(a, req.params)),
+    );
+    r('GET', '/fapi/v1/userTrades', (req) =>
+      this.signed(req, WEIGHT.userTrades, (a) => this.userTradesRoute(a, req.params)),
+    );
+    r('GET', '/fapi/v1/allOrders', (req) =>
+      this.signed(req, WEIGHT.allOrders, (a) => this.allOrdersRoute(a, req.params)),
+    );
+    r('GET', '/fapi/v1/positionSide/dual', (req) =>
+      this.signed(req, WEIGHT.positionMode, () =>
+        jsonResponse({ dualSidePosition: false }, WEIGHT.positionMode),
+      ),
+    );
+    r('POST', '/fapi/v1/positionSide/dual', (req) =>
+      this.signed(req, WEIGHT.changePositionMode, (a) => this.changePositionMode(a, req.params)),
+    );
+    r('GET', '/fapi/v1/multiAssetsMargin', (req) =>
+      this.signed(req, WEIGHT.multiAssetsMode, () =>
+        jsonResponse({ multiAssetsMargin: false }, WEIGHT.multiAssetsMode),
+      ),
+    );
+    r('GET', '/fapi/v1/accountConfig', (req) =>
+      this.signed(req, WEIGHT.accountConfig, () =>
+        jsonResponse(
+          {
+            feeTier: 0,
+            canTrade: true,
+            canDeposit: true,
+            canWithdraw: true,
+            dualSidePosition: false,
+            updateTime: 0,
+            multiAssetsMargin: false,
+            tradeGroupId: -1,
+          },
+          WEIGHT.accountConfig,
+        ),
+      ),
+    );
+    r('GET', '/fapi/v1/symbolConfig', (req) =>
+      this.signed(req, WEIGHT.symbolConfig, (a) => this.symbolConfigRoute(a, req.params)),
+    );
+    r('GET', '/fapi/v1/commissionRate', (req) =>
+      this.signed(req, WEIGHT.commissionRate, () => this.commissionRateRoute(req.params)),
     );
   }
 
@@ -1293,6 +1382,22 @@ export class Accounts {
     order.status = order.executedQty >= order.origQty ? 'FILLED' : 'PARTIALLY_FILLED';
     order.updateTimeMs = now;
 
+    acct.trades.push({
+      symbol: order.symbol,
+      id: fill.tradeId,
+      orderId: order.orderId,
+      side: order.side,
+      price,
+      qty,
+      quote: notional,
+      realized,
+      commission: fee,
+      commissionAsset: spec.quoteAsset,
+      timeMs: now,
+    });
+    const excess = acct.trades.length - this.opts.tradeHistoryLimit;
+    if (excess > 0) acct.trades.splice(0, excess);
+
     const lastQty = fixed(qty, spec.quantityPrecision);
     const lastPrice = fixed(price, spec.pricePrecision);
     this.publish(acct, {
@@ -1660,6 +1765,193 @@ export class Accounts {
       T: now,
       ac: { s: symbol, l: leverage },
     });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Trade and order history, account configuration
+
+  /**
+   * The time window of userTrades/allOrders: as sent; 7 days from `startTime` or up to
+   * `endTime` when only one is sent; the last 7 days when neither is (unbounded when the query
+   * starts at an id instead).
+   */
+  private historyWindow(
+    range: { startTime?: number; endTime?: number },
+    fromAnId: boolean,
+  ): [number, number] {
+    const week = HISTORY_WINDOW_HOURS * 3_600_000;
+    const { startTime, endTime } = range;
+    if (startTime !== undefined) return [startTime, endTime ?? startTime + week];
+    if (endTime !== undefined) return [endTime - week, endTime];
+    return fromAnId ? [-Infinity, Infinity] : [this.clock.now() - week, Infinity];
+  }
+
+  /**
+   * `GET /fapi/v1/userTrades?symbol[&orderId][&startTime][&endTime][&fromId][&limit]`: the
+   * account's fills, ascending by trade id, each as its ORDER_TRADE_UPDATE reported it (`t`,
+   * `L`, `l`, `n`, `rp`). `fromId` excludes a time window (-1128); windows span ≤ 7 days.
+   */
+  private userTradesRoute(acct: AccountState, params: URLSearchParams): SimResponse {
+    return answerParamErrors(() => {
+      const p = new Params(params, WEIGHT.userTrades);
+      const symbol = p.required('symbol');
+      if (!this.market.hasSymbol(symbol)) p.fail(-1121, MSG.invalidSymbol);
+      const orderId = p.id('orderId');
+      const fromId = p.long('fromId');
+      const range = p.timeRange(HISTORY_WINDOW_HOURS);
+      if (fromId !== undefined && (range.startTime !== undefined || range.endTime !== undefined)) {
+        p.fail(-1128, 'Combination of optional parameters invalid.');
+      }
+      const limit = p.limit(500, 1000);
+      const [start, end] = this.historyWindow(range, fromId !== undefined || orderId !== undefined);
+      const rows = acct.trades.filter(
+        (t) =>
+          t.symbol === symbol &&
+          (orderId === undefined || t.orderId === orderId) &&
+          (fromId === undefined || t.id >= fromId) &&
+          t.timeMs >= start &&
+          t.timeMs <= end,
+      );
+      const fromStart = fromId !== undefined || range.startTime !== undefined;
+      const [from, to] = windowIndices(0, rows.length, limit, fromStart);
+      const spec = this.market.spec(symbol);
+      const body = rows.slice(from, to).map((t) => this.userTradeJson(spec, t));
+      return jsonResponse(stringifyWithBigInts(body), WEIGHT.userTrades);
+    });
+  }
+
+  private userTradeJson(spec: SimSymbolSpec | undefined, t: UserTrade): object {
+    const pp = spec?.pricePrecision ?? DECIMALS;
+    const qp = spec?.quantityPrecision ?? DECIMALS;
+    return {
+      buyer: t.side === 'BUY',
+      commission: fixed(t.commission, 8),
+      commissionAsset: t.commissionAsset,
+      id: t.id,
+      maker: false,
+      orderId: t.orderId,
+      price: fixed(t.price, pp),
+      qty: fixed(t.qty, qp),
+      quoteQty: fixed(t.quote, Math.min(DECIMALS, pp + qp)),
+      realizedPnl: fixed(t.realized, 8),
+      side: t.side,
+      positionSide: 'BOTH',
+      symbol: t.symbol,
+      time: t.timeMs,
+    };
+  }
+
+  /**
+   * `GET /fapi/v1/allOrders[?symbol][&orderId][&startTime][&endTime][&limit]`: open orders and
+   * the kept finished ones (`orderHistoryLimit`), ascending by id; `orderId` starts there.
+   */
+  private allOrdersRoute(acct: AccountState, params: URLSearchParams): SimResponse {
+    return answerParamErrors(() => {
+      const p = new Params(params, WEIGHT.allOrders);
+      let symbol: string | undefined;
+      if (p.has('symbol')) {
+        symbol = p.required('symbol');
+        if (!this.market.hasSymbol(symbol)) p.fail(-1121, MSG.invalidSymbol);
+      }
+      const orderId = p.id('orderId');
+      const range = p.timeRange(HISTORY_WINDOW_HOURS);
+      const limit = p.limit(500, 1000);
+      const [start, end] = this.historyWindow(range, orderId !== undefined);
+      const rows = [...acct.orders.values()]
+        .filter(
+          (o) =>
+            (symbol === undefined || o.symbol === symbol) &&
+            (orderId === undefined || o.orderId >= orderId) &&
+            o.timeMs >= start &&
+            o.timeMs <= end,
+        )
+        .sort((a, b) => (a.orderId < b.orderId ? -1 : a.orderId > b.orderId ? 1 : 0));
+      const fromStart = orderId !== undefined || range.startTime !== undefined;
+      const [from, to] = windowIndices(0, rows.length, limit, fromStart);
+      const body = rows.slice(from, to).flatMap((o) => {
+        const spec = this.market.spec(o.symbol);
+        return spec ? [this.orderJson(spec, o, 'query')] : [];
+      });
+      return jsonResponse(stringifyWithBigInts(body), WEIGHT.allOrders);
+    });
+  }
+
+  /** `GET /fapi/v1/openOrder?symbol&(orderId|origClientOrderId)`: an open order, else -2013. */
+  private queryOpenOrder(acct: AccountState, params: URLSearchParams): SimResponse {
+    const found = this.findOrder(acct, params);
+    if ('status' in found) return found;
+    const order = found.order;
+    if (!order || (order.status !== 'NEW' && order.status !== 'PARTIALLY_FILLED')) {
+      return binanceError(400, -2013, MSG.noSuchOrder);
+    }
+    return jsonResponse(
+      stringifyWithBigInts(this.orderJson(found.spec, order, 'query')),
+      WEIGHT.order,
+    );
+  }
+
+  /**
+   * `POST /fapi/v1/positionSide/dual?dualSidePosition=true|false`. Every simulated account is in
+   * one-way mode and stays there: `false` is Binance's -4059 (no need to change); `true` is
+   * refused as Binance refuses it with open orders (-4067) or a position (-4068), and otherwise
+   * with -1020, since the simulator does not model hedge mode.
+   */
+  private changePositionMode(acct: AccountState, params: URLSearchParams): SimResponse {
+    return answerParamErrors(() => {
+      const p = new Params(params, WEIGHT.changePositionMode);
+      const value = p.required('dualSidePosition').toLowerCase();
+      if (value !== 'true' && value !== 'false') {
+        p.fail(-1102, mandatoryParamMessage('dualSidePosition'));
+      }
+      if (value === 'false') p.fail(-4059, 'No need to change position side.');
+      if (acct.openOrders().length > 0) {
+        p.fail(-4067, 'Position side cannot be changed if there exists open orders.');
+      }
+      for (const position of acct.positions.values()) {
+        if (position.amount !== 0n) {
+          p.fail(-4068, 'Position side cannot be changed if there exists position.');
+        }
+      }
+      return p.fail(-1020, 'This operation is not supported.');
+    });
+  }
+
+  /** `GET /fapi/v1/symbolConfig[?symbol]`: cross margin, the account's leverage, one row per symbol. */
+  private symbolConfigRoute(acct: AccountState, params: URLSearchParams): SimResponse {
+    const symbol = params.get('symbol');
+    if (symbol !== null && !this.market.hasSymbol(symbol)) {
+      return binanceError(400, -1121, MSG.invalidSymbol, WEIGHT.symbolConfig);
+    }
+    const symbols = symbol !== null ? [symbol] : (this.market.symbols?.() ?? []);
+    return jsonResponse(
+      symbols.map((s) => ({
+        symbol: s,
+        marginType: 'CROSSED',
+        isAutoAddMargin: false,
+        leverage: this.leverageOf(acct, s),
+        maxNotionalValue: MAX_NOTIONAL,
+      })),
+      WEIGHT.symbolConfig,
+    );
+  }
+
+  /** `GET /fapi/v1/commissionRate?symbol`: the maker and taker rates the simulator charges. */
+  private commissionRateRoute(params: URLSearchParams): SimResponse {
+    const symbol = params.get('symbol');
+    if (!symbol) {
+      return binanceError(400, -1102, mandatoryParamMessage('symbol'), WEIGHT.commissionRate);
+    }
+    if (!this.market.hasSymbol(symbol)) {
+      return binanceError(400, -1121, MSG.invalidSymbol, WEIGHT.commissionRate);
+    }
+    return jsonResponse(
+      {
+        symbol,
+        makerCommissionRate: fmt(this.makerFeeRate, 4),
+        takerCommissionRate: fmt(this.takerFeeRate, 4),
+      },
+      WEIGHT.commissionRate,
+    );
   }
 
   // -------------------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ export interface SimulatorOptions {
   tradeRatePerSec?: number;
   /** Mean maker actions per second per symbol (overrides the `highRate` choice; benchmarks). */
   makerRatePerSec?: number;
+  /** Aggregate trades kept per symbol for `aggTrades`/`trades`/`historicalTrades` (10 000). */
+  tradeHistory?: number;
   /** Connection limits; tests shorten the lifetime and ping timings. */
   limits?: Partial<StreamServerLimits>;
   weightLimitPerMinute?: number;
@@ -127,6 +129,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       highRate: options.highRate ?? false,
       ...(options.tradeRatePerSec !== undefined && { tradeRatePerSec: options.tradeRatePerSec }),
       ...(options.makerRatePerSec !== undefined && { makerRatePerSec: options.makerRatePerSec }),
+      ...(options.tradeHistory !== undefined && { tradeHistory: options.tradeHistory }),
     });
     source = market;
   }
@@ -146,6 +149,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     routes: [accounts],
     clock,
     weightLimitPerMinute: options.weightLimitPerMinute ?? DEFAULTS.weightLimitPerMinute,
+    isApiKey: (apiKey) => accounts.specByApiKey(apiKey) !== undefined,
   });
 
   let silenceTimer: NodeJS.Timeout | undefined;

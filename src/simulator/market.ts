@@ -5,6 +5,11 @@
  * REST views (depth snapshot, 24 h ticker, exchangeInfo) and the taker-order entry the
  * simulator's accounts fill against.
  *
+ * It also keeps the history Binance serves over REST: the newest aggregate trades of each symbol
+ * (`aggTrades`, and the raw `trades` they are made of), per-minute trade, mark and index price
+ * buckets for a week (`klines`, `markPriceKlines`, `indexPriceKlines`), and the funding rate at
+ * each 8 h mark (`fundingRate`). All of it is derived from the same trades as the streams.
+ *
  * Two properties matter more than realism:
  * - **Determinism.** Book states, trades and update ids depend only on the seed, the number of
  *   `step()` calls and the orders passed to `executeTaker()`; never on timers, the clock or who
@@ -16,16 +21,31 @@
  *   the open window of each speed; a window's `U`/`u` are the ids of its first and last change
  *   and its `pu` is the `u` of the previous window of that speed.
  */
+import {
+  BoundedLog,
+  candleNext,
+  candleOpens,
+  firstMinuteAtOrAfter,
+  windowIndices,
+} from './history.js';
 import { Rng } from './rng.js';
 import {
   systemClock,
+  type AggTradeRow,
   type Clock,
   type DepthSnapshot,
   type Fill,
+  type FundingRateRow,
+  type KlineInterval,
+  type KlineKind,
+  type KlineRow,
   type MarketDataSource,
   type MarketForAccounts,
+  type MarketHistory,
+  type RangeQuery,
   type SimSymbolSpec,
   type StreamSink,
+  type TradeRow,
 } from './types.js';
 
 /**
@@ -99,6 +119,8 @@ export interface MarketOptions {
    * trades and thousands of depth changes per second per symbol).
    */
   highRate: boolean;
+  /** Aggregate trades kept per symbol for `GET /fapi/v1/aggTrades`, `trades`, `historicalTrades`. */
+  tradeHistory: number;
 }
 
 /** A sink that wants nothing, for a market used only through its REST views. */
@@ -118,6 +140,7 @@ export const MARKET_DEFAULTS: Readonly<MarketOptions> = {
   topLevelNotional: 50_000,
   medianTakerNotional: 3_000,
   highRate: false,
+  tradeHistory: 10_000,
 };
 
 /** The rates `highRate: true` selects (per symbol). */
@@ -163,6 +186,10 @@ const MAX_UPDATE_ID_GAP = 24;
 const DAY_MS = 86_400_000;
 const MINUTE_MS = 60_000;
 const FUNDING_INTERVAL_MS = 8 * 3_600_000;
+/** Per-minute trade, mark and index buckets are kept this long (klines; the 24 h stats use the last day). */
+const HISTORY_MINUTES = 7 * 24 * 60;
+/** Funding settlements kept per symbol (a year at three a day). */
+const MAX_FUNDING_RECORDS = 1_100;
 const PARTIAL_DEPTHS = [5, 10, 20] as const;
 /** Diff-depth speeds: stream suffix and window length. Index 1 is Binance's default 250 ms. */
 const DEPTH_SPEEDS = [
@@ -402,6 +429,44 @@ interface RawFill {
   qty: number;
 }
 
+/** One aggregate trade as the history keeps it (ticks and steps). */
+interface AggRecord {
+  a: number;
+  price: number;
+  qty: number;
+  f: number;
+  l: number;
+  T: number;
+  /** the taker sold */
+  m: boolean;
+}
+
+/** Mark or index price of one UTC minute, sampled every second. */
+interface PriceBucket {
+  minute: number;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  samples: number;
+}
+
+/** One funding settlement. */
+interface FundingRecord {
+  time: number;
+  rate: number;
+  mark: string;
+}
+
+/**
+ * Quantity of each raw trade of an aggregate trade of `qty` steps made of `trades` trades: an
+ * even split, the remainder going to the first ones (no random draw, so the raw `@trade` stream
+ * and `GET /fapi/v1/trades` agree without listening changing the market).
+ */
+function rawTradeQty(qty: number, trades: number, index: number): number {
+  return Math.floor(qty / trades) + (index < qty % trades ? 1 : 0);
+}
+
 /** Everything the model keeps per symbol. */
 class SymbolState {
   readonly symbol: string;
@@ -449,7 +514,16 @@ class SymbolState {
   topBidQty = -1;
   topAskPrice = -1;
   topAskQty = -1;
+  /** trade buckets of the last `HISTORY_MINUTES`, oldest first */
   readonly buckets: MinuteBucket[] = [];
+  /** the last trade price (ticks) before the oldest bucket kept */
+  priceBeforeBuckets: number;
+  readonly aggs: BoundedLog<AggRecord>;
+  readonly markBuckets: PriceBucket[] = [];
+  readonly indexBuckets: PriceBucket[] = [];
+  markBefore: number;
+  indexBefore: number;
+  readonly funding: FundingRecord[] = [];
   lastPrice: number;
   lastQty = 0;
   /** a trade happened since the last `!ticker@arr` / `!miniTicker@arr` */
@@ -461,6 +535,7 @@ class SymbolState {
     readonly spec: SimSymbolSpec,
     baseVariance: number,
     topLevelNotional: number,
+    tradeHistory: number,
   ) {
     this.symbol = spec.symbol;
     this.pd = Math.max(spec.pricePrecision, decimalsOf(spec.tickSize));
@@ -484,6 +559,10 @@ class SymbolState {
     this.logInitial = this.logFair;
     this.variance = baseVariance;
     this.lastPrice = this.initialTicks;
+    this.priceBeforeBuckets = this.initialTicks;
+    this.aggs = new BoundedLog<AggRecord>(tradeHistory);
+    this.markBefore = initialPrice;
+    this.indexBefore = initialPrice;
     this.markAverage = initialPrice;
     this.baseQty = Math.max(1, Math.round(topLevelNotional / (initialPrice * this.stepValue)));
     const l = spec.symbol.toLowerCase();
@@ -523,9 +602,14 @@ class SymbolState {
     return BigInt(ticks * this.tickUnits) * BigInt(steps * this.stepUnits);
   }
 
-  /** a quote-asset amount rounded to 2 decimals, as Binance prints quote volumes */
+  /** a quote-asset amount rounded to 2 decimals, as Binance prints 24 h quote volumes */
   quote2(units: bigint): string {
     return formatUnits(rescale(units, this.pd + this.qd, 2), 2);
+  }
+
+  /** a quote-asset amount exactly, at price + quantity decimals, as in Binance's klines */
+  quoteExact(units: bigint): string {
+    return formatUnits(units, this.pd + this.qd);
   }
 
   fairTicks(): number {
@@ -579,6 +663,8 @@ export class Market implements MarketDataSource, MarketForAccounts {
   private inBatch = false;
   private batchId = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** construction time: the first candle of every kline series contains it */
+  private readonly startTime: number;
 
   constructor(options: Partial<MarketOptions> = {}) {
     const highRate = options.highRate ?? MARKET_DEFAULTS.highRate;
@@ -615,8 +701,9 @@ export class Market implements MarketDataSource, MarketForAccounts {
 
     this.updateId = 5_000_000_000 + this.rng.int(0, 999_999) * 1_000;
     this.now = this.clock.now();
+    this.startTime = this.now;
     this.states = o.symbols.map((spec) => {
-      const s = new SymbolState(spec, this.baseVariance, o.topLevelNotional);
+      const s = new SymbolState(spec, this.baseVariance, o.topLevelNotional, o.tradeHistory);
       if (this.bySymbol.has(s.symbol)) throw new RangeError(`Duplicate symbol ${s.symbol}`);
       this.bySymbol.set(s.symbol, s);
       s.nextTradeId = 6_000_000_000 + this.rng.int(0, 999_999) * 1_000;
@@ -628,6 +715,7 @@ export class Market implements MarketDataSource, MarketForAccounts {
       s.lastChangeTime = this.now;
       for (const w of s.windows) w.prevU = s.lastUpdateId;
       this.noteTop(s);
+      s.markBefore = this.markValue(s);
       return s;
     });
     this.recording = true;
@@ -646,7 +734,11 @@ export class Market implements MarketDataSource, MarketForAccounts {
    */
   step(): void {
     this.stepCount++;
+    const before = this.now;
     this.now = this.clock.now();
+    if (Math.floor(this.now / FUNDING_INTERVAL_MS) > Math.floor(before / FUNDING_INTERVAL_MS)) {
+      for (const s of this.states) this.settleFunding(s);
+    }
     for (const s of this.states) if (s.trading) this.evolve(s);
     this.publishScheduled();
   }
@@ -759,6 +851,176 @@ export class Market implements MarketDataSource, MarketForAccounts {
   /** Mark price = mid of the book (8 decimals like premiumIndex); the latent price if a side is empty. */
   markPrice(symbol: string): string {
     return this.markText(this.state(symbol));
+  }
+
+  // --- REST history ------------------------------------------------------------------------------
+
+  /** The history views behind `aggTrades`, `trades`, `historicalTrades`, the klines and `fundingRate`. */
+  get history(): MarketHistory {
+    return this;
+  }
+
+  /**
+   * `GET /fapi/v1/aggTrades` over the newest `tradeHistory` aggregate trades: from `fromId`
+   * and/or `startTime` on (the first `limit`), else the newest `limit` at or before `endTime`
+   * (or now). Throws for an unknown symbol.
+   */
+  aggTrades(symbol: string, query: RangeQuery & { fromId?: number }): AggTradeRow[] {
+    const s = this.state(symbol);
+    const log = s.aggs;
+    const { fromId, startTime, endTime } = query;
+    let first = 0;
+    if (fromId !== undefined) first = log.search((r) => r.a >= fromId);
+    if (startTime !== undefined)
+      first = Math.max(
+        first,
+        log.search((r) => r.T >= startTime),
+      );
+    const end = endTime === undefined ? log.length : log.search((r) => r.T > endTime);
+    const fromStart = fromId !== undefined || startTime !== undefined;
+    const [from, to] = windowIndices(first, end, query.limit, fromStart);
+    return log.slice(from, to).map((r) => {
+      const q = s.qty(r.qty);
+      return { a: r.a, p: s.price(r.price), q, nq: q, f: r.f, l: r.l, T: r.T, m: r.m };
+    });
+  }
+
+  /**
+   * `GET /fapi/v1/trades` (newest `limit`) and `historicalTrades` (from `fromId` on): the raw
+   * trades the kept aggregate trades are made of, split as on the `@trade` stream.
+   */
+  trades(symbol: string, limit: number, fromId?: number): TradeRow[] {
+    const s = this.state(symbol);
+    const log = s.aggs;
+    const row = (r: AggRecord, id: number): TradeRow => {
+      const qty = rawTradeQty(r.qty, r.l - r.f + 1, id - r.f);
+      return {
+        id,
+        price: s.price(r.price),
+        qty: s.qty(qty),
+        quoteQty: s.quoteExact(s.notional(r.price, qty)),
+        time: r.T,
+        isBuyerMaker: r.m,
+        isRPITrade: false,
+      };
+    };
+    const rows: TradeRow[] = [];
+    if (fromId !== undefined) {
+      for (let i = log.search((r) => r.l >= fromId); i < log.length && rows.length < limit; i++) {
+        const r = log.at(i);
+        for (let id = Math.max(r.f, fromId); id <= r.l && rows.length < limit; id++) {
+          rows.push(row(r, id));
+        }
+      }
+      return rows;
+    }
+    for (let i = log.length - 1; i >= 0 && rows.length < limit; i--) {
+      const r = log.at(i);
+      for (let id = r.l; id >= r.f && rows.length < limit; id--) rows.push(row(r, id));
+    }
+    return rows.reverse();
+  }
+
+  /**
+   * `GET /fapi/v1/klines` (kind `trade`), `markPriceKlines` and `indexPriceKlines`: candles of
+   * the interval built from the per-minute buckets, from the market's start (or a week ago) to
+   * the candle open now. A candle without trades (or samples) is flat at the previous close.
+   */
+  klines(symbol: string, kind: KlineKind, interval: KlineInterval, query: RangeQuery): KlineRow[] {
+    const s = this.state(symbol);
+    const now = this.clock.now();
+    const oldest = (Math.floor(now / MINUTE_MS) - HISTORY_MINUTES + 1) * MINUTE_MS;
+    const opens = candleOpens(interval, Math.max(this.startTime, oldest), now, query);
+    return opens.map((open) => {
+      const close = candleNext(interval, open);
+      return kind === 'trade'
+        ? this.tradeCandle(s, open, close)
+        : this.priceCandle(s, kind, open, close);
+    });
+  }
+
+  /** `GET /fapi/v1/fundingRate`: settlements of one symbol or all, ascending. */
+  fundingRates(symbol: string | undefined, query: RangeQuery): FundingRateRow[] {
+    const states = symbol === undefined ? this.states : [this.state(symbol)];
+    const rows: FundingRateRow[] = [];
+    for (const s of states) {
+      for (const r of s.funding) {
+        if (query.startTime !== undefined && r.time < query.startTime) continue;
+        if (query.endTime !== undefined && r.time > query.endTime) continue;
+        rows.push({
+          symbol: s.symbol,
+          fundingRate: fixed(r.rate, 8),
+          fundingTime: r.time,
+          markPrice: r.mark,
+        });
+      }
+    }
+    rows.sort((x, y) => x.fundingTime - y.fundingTime);
+    const [from, to] = windowIndices(0, rows.length, query.limit, query.startTime !== undefined);
+    return rows.slice(from, to);
+  }
+
+  private tradeCandle(s: SymbolState, open: number, close: number): KlineRow {
+    const buckets = s.buckets;
+    const i = firstMinuteAtOrAfter(buckets, open / MINUTE_MS);
+    const j = firstMinuteAtOrAfter(buckets, close / MINUTE_MS);
+    const previous = i > 0 ? buckets[i - 1]!.close : s.priceBeforeBuckets;
+    let [o, h, l, c] = [previous, previous, previous, previous];
+    let volume = 0;
+    let quote = 0n;
+    let takerVolume = 0;
+    let takerQuote = 0n;
+    let count = 0;
+    for (let k = i; k < j; k++) {
+      const b = buckets[k]!;
+      if (k === i) [o, h, l] = [b.open, b.high, b.low];
+      if (b.high > h) h = b.high;
+      if (b.low < l) l = b.low;
+      c = b.close;
+      volume += b.volume;
+      quote += b.quote;
+      takerVolume += b.takerBuyVolume;
+      takerQuote += b.takerBuyQuote;
+      count += b.count;
+    }
+    return [
+      open,
+      s.price(o),
+      s.price(h),
+      s.price(l),
+      s.price(c),
+      s.qty(volume),
+      close - 1,
+      s.quoteExact(quote),
+      count,
+      s.qty(takerVolume),
+      s.quoteExact(takerQuote),
+      '0',
+    ];
+  }
+
+  private priceCandle(
+    s: SymbolState,
+    kind: 'mark' | 'index',
+    open: number,
+    close: number,
+  ): KlineRow {
+    const buckets = kind === 'mark' ? s.markBuckets : s.indexBuckets;
+    const i = firstMinuteAtOrAfter(buckets, open / MINUTE_MS);
+    const j = firstMinuteAtOrAfter(buckets, close / MINUTE_MS);
+    const previous = i > 0 ? buckets[i - 1]!.close : kind === 'mark' ? s.markBefore : s.indexBefore;
+    let [o, h, l, c] = [previous, previous, previous, previous];
+    let samples = 0;
+    for (let k = i; k < j; k++) {
+      const b = buckets[k]!;
+      if (k === i) [o, h, l] = [b.open, b.high, b.low];
+      if (b.high > h) h = b.high;
+      if (b.low < l) l = b.low;
+      c = b.close;
+      samples += b.samples;
+    }
+    const p = (x: number): string => fixed(x, 8);
+    return [open, p(o), p(h), p(l), p(c), '0', close - 1, '0', samples, '0', '0', '0'];
   }
 
   // --- Orders from the simulator's accounts ------------------------------------------------------
@@ -980,6 +1242,15 @@ export class Market implements MarketDataSource, MarketForAccounts {
       const lastId = s.nextTradeId - 1;
       const aggId = s.nextAggId++;
       this.recordTrade(s, price, take, side === 'BUY', firstId, lastId);
+      s.aggs.push({
+        a: aggId,
+        price,
+        qty: take,
+        f: firstId,
+        l: lastId,
+        T: this.now,
+        m: side === 'SELL',
+      });
       if (this.sink.wants(s.names.aggTrade)) {
         const q = s.qty(take);
         this.sink.publish(
@@ -1027,8 +1298,6 @@ export class Market implements MarketDataSource, MarketForAccounts {
     firstId: number,
     trades: number,
   ): void {
-    const base = Math.floor(take / trades);
-    const extra = take % trades;
     for (let i = 0; i < trades; i++) {
       this.sink.publish(
         s.names.trade,
@@ -1039,7 +1308,7 @@ export class Market implements MarketDataSource, MarketForAccounts {
           s: s.symbol,
           t: firstId + i,
           p: s.price(price),
-          q: s.qty(base + (i < extra ? 1 : 0)),
+          q: s.qty(rawTradeQty(take, trades, i)),
           X: 'MARKET',
           m: side === 'SELL',
         }),
@@ -1151,17 +1420,19 @@ export class Market implements MarketDataSource, MarketForAccounts {
     s.tickerDirty = true;
   }
 
-  /** Drops buckets that left the rolling 24 h window ending in `minute`. */
+  /** Drops the trade buckets older than the history kept (`HISTORY_MINUTES` ending in `minute`). */
   private pruneBuckets(s: SymbolState, minute: number): void {
-    const oldest = minute - DAY_MS / MINUTE_MS + 1;
-    let drop = 0;
-    while (drop < s.buckets.length && s.buckets[drop]!.minute < oldest) drop++;
-    if (drop > 0) s.buckets.splice(0, drop);
+    const drop = firstMinuteAtOrAfter(s.buckets, minute - HISTORY_MINUTES + 1);
+    if (drop === 0) return;
+    s.priceBeforeBuckets = s.buckets[drop - 1]!.close;
+    s.buckets.splice(0, drop);
   }
 
+  /** The rolling 24 h statistics: the buckets of the last 1440 minutes. */
   private stats(s: SymbolState, now: number): Stats {
-    this.pruneBuckets(s, Math.floor(now / MINUTE_MS));
-    const first = s.buckets[0];
+    const minute = Math.floor(now / MINUTE_MS);
+    const from = firstMinuteAtOrAfter(s.buckets, minute - DAY_MS / MINUTE_MS + 1);
+    const first = s.buckets[from];
     if (!first) {
       return {
         open: s.lastPrice,
@@ -1188,7 +1459,8 @@ export class Market implements MarketDataSource, MarketForAccounts {
       firstId: first.firstId,
       lastId: first.lastId,
     };
-    for (const b of s.buckets) {
+    for (let i = from; i < s.buckets.length; i++) {
+      const b = s.buckets[i]!;
       if (b.high > st.high) st.high = b.high;
       if (b.low < st.low) st.low = b.low;
       st.volume += b.volume;
@@ -1225,7 +1497,10 @@ export class Market implements MarketDataSource, MarketForAccounts {
     }
     if (n % p.kline === 0) for (const s of this.states) this.publishKline(s);
     if (n % p.oneSecond === 0) {
-      for (const s of this.states) s.markAverage += (this.markValue(s) - s.markAverage) / 60;
+      for (const s of this.states) {
+        s.markAverage += (this.markValue(s) - s.markAverage) / 60;
+        this.samplePrices(s);
+      }
       this.publishMarkPrices(true);
       this.publishTickerArrays();
     }
@@ -1304,11 +1579,56 @@ export class Market implements MarketDataSource, MarketForAccounts {
     return formatUnits(units, s.pd + 1) + '0'.repeat(8 - s.pd - 1);
   }
 
-  private markEvent(s: SymbolState): object {
+  /** Binance's funding formula on the current premium: premium + clamp(0.01 % − premium, ±0.05 %). */
+  private fundingRate(s: SymbolState): number {
     const mark = this.markValue(s);
     const index = Math.exp(s.logFair);
     const premium = (mark - index) / index;
-    const funding = clamp(premium + clamp(0.0001 - premium, -0.0005, 0.0005), -0.0075, 0.0075);
+    return clamp(premium + clamp(0.0001 - premium, -0.0005, 0.0005), -0.0075, 0.0075);
+  }
+
+  /** A funding settlement at the 8 h mark just passed, at the rate the markPrice stream showed. */
+  private settleFunding(s: SymbolState): void {
+    s.funding.push({
+      time: Math.floor(this.now / FUNDING_INTERVAL_MS) * FUNDING_INTERVAL_MS,
+      rate: this.fundingRate(s),
+      mark: this.markText(s),
+    });
+    if (s.funding.length > MAX_FUNDING_RECORDS) {
+      s.funding.splice(0, s.funding.length - MAX_FUNDING_RECORDS);
+    }
+  }
+
+  /** Once a second: the mark and index price samples of the minute (mark/index klines). */
+  private samplePrices(s: SymbolState): void {
+    const minute = Math.floor(this.now / MINUTE_MS);
+    const add = (buckets: PriceBucket[], value: number): void => {
+      const last = buckets[buckets.length - 1];
+      if (last && last.minute === minute) {
+        if (value > last.high) last.high = value;
+        if (value < last.low) last.low = value;
+        last.close = value;
+        last.samples += 1;
+        return;
+      }
+      buckets.push({ minute, open: value, high: value, low: value, close: value, samples: 1 });
+    };
+    add(s.markBuckets, this.markValue(s));
+    add(s.indexBuckets, Math.exp(s.logFair));
+    const oldest = minute - HISTORY_MINUTES + 1;
+    for (const kind of ['mark', 'index'] as const) {
+      const buckets = kind === 'mark' ? s.markBuckets : s.indexBuckets;
+      const drop = firstMinuteAtOrAfter(buckets, oldest);
+      if (drop === 0) continue;
+      if (kind === 'mark') s.markBefore = buckets[drop - 1]!.close;
+      else s.indexBefore = buckets[drop - 1]!.close;
+      buckets.splice(0, drop);
+    }
+  }
+
+  private markEvent(s: SymbolState): object {
+    const index = Math.exp(s.logFair);
+    const funding = this.fundingRate(s);
     return {
       e: 'markPriceUpdate',
       E: this.now,
@@ -1449,9 +1769,9 @@ export class Market implements MarketDataSource, MarketForAccounts {
         v: s.qty(bucket ? bucket.volume : 0),
         n: bucket ? bucket.count : 0,
         x: closed,
-        q: s.quote2(bucket ? bucket.quote : 0n),
+        q: s.quoteExact(bucket ? bucket.quote : 0n),
         V: s.qty(bucket ? bucket.takerBuyVolume : 0),
-        Q: s.quote2(bucket ? bucket.takerBuyQuote : 0n),
+        Q: s.quoteExact(bucket ? bucket.takerBuyQuote : 0n),
         B: '0',
       },
     });
@@ -1480,6 +1800,11 @@ function validateOptions(o: MarketOptions): void {
   positive('medianTakerNotional', o.medianTakerNotional);
   if (!(o.tradeRatePerSec >= 0) || !(o.makerRatePerSec >= 0)) {
     throw new RangeError('Market options tradeRatePerSec and makerRatePerSec must be >= 0');
+  }
+  if (!Number.isInteger(o.tradeHistory) || o.tradeHistory < 0) {
+    throw new RangeError(
+      `Market option tradeHistory must be an integer >= 0, got ${o.tradeHistory}`,
+    );
   }
   if (!Number.isInteger(o.bookLevels) || o.bookLevels < 20) {
     throw new RangeError(`Market option bookLevels must be an integer >= 20, got ${o.bookLevels}`);

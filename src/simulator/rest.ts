@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { MarketHistoryRoute } from './rest-history.js';
 import {
   binanceError,
   jsonResponse,
@@ -22,6 +23,8 @@ export interface RestOptions {
   clock: Clock;
   /** REQUEST_WEIGHT per UTC minute (Binance: 2400); over it, 429 -1003. */
   weightLimitPerMinute: number;
+  /** True for a known API key (MARKET_DATA endpoints such as `historicalTrades`). */
+  isApiKey?: (apiKey: string) => boolean;
 }
 
 /** Weight of `GET /fapi/v1/depth` by limit (reference §5). */
@@ -49,7 +52,16 @@ export class RestServer {
   /** every request seen, for tests: method, path and answered status */
   readonly log: { method: string; path: string; status: number }[] = [];
 
-  constructor(private readonly options: RestOptions) {}
+  /** aggTrades, trades, historicalTrades, klines, mark/index price klines, fundingRate */
+  private readonly history: MarketHistoryRoute;
+
+  constructor(private readonly options: RestOptions) {
+    this.history = new MarketHistoryRoute({
+      market: options.market,
+      clock: options.clock,
+      ...(options.isApiKey && { isApiKey: options.isApiKey }),
+    });
+  }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readBody(req);
@@ -104,7 +116,7 @@ export class RestServer {
   }
 
   private route(req: SimRequest): SimResponse {
-    for (const r of this.options.routes) {
+    for (const r of [...this.options.routes, this.history]) {
       const answer = r.route(req);
       if (answer) return answer;
     }

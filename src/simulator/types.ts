@@ -107,6 +107,103 @@ export function jsonResponse(body: unknown, weight = 1): SimResponse {
   return { status: 200, body: typeof body === 'string' ? body : JSON.stringify(body), weight };
 }
 
+/** A REST `GET /fapi/v1/aggTrades` row, as Binance writes it. */
+export interface AggTradeRow {
+  /** aggregate trade id */
+  a: number;
+  p: string;
+  q: string;
+  /** quantity without RPI orders (the simulator has none: equal to `q`) */
+  nq: string;
+  /** first and last trade id */
+  f: number;
+  l: number;
+  T: number;
+  /** the buyer was the maker (the taker sold) */
+  m: boolean;
+}
+
+/** A REST `GET /fapi/v1/trades` / `historicalTrades` row. */
+export interface TradeRow {
+  id: number;
+  price: string;
+  qty: string;
+  quoteQty: string;
+  time: number;
+  isBuyerMaker: boolean;
+  isRPITrade: boolean;
+}
+
+/**
+ * One kline as Binance's REST API writes it: `[openTime, open, high, low, close, volume,
+ * closeTime, quoteVolume, trades, takerBuyBase, takerBuyQuote, "0"]`. Mark and index price
+ * klines use the same shape with `"0"` in the volume fields and the number of samples as
+ * `trades`.
+ */
+export type KlineRow = [
+  number,
+  string,
+  string,
+  string,
+  string,
+  string,
+  number,
+  string,
+  number,
+  string,
+  string,
+  string,
+];
+
+/** The kline intervals of Binance USDⓈ-M REST (`1s` is a spot interval: -1120 here). */
+export const KLINE_INTERVALS = [
+  '1m',
+  '3m',
+  '5m',
+  '15m',
+  '30m',
+  '1h',
+  '2h',
+  '4h',
+  '6h',
+  '8h',
+  '12h',
+  '1d',
+  '3d',
+  '1w',
+  '1M',
+] as const;
+export type KlineInterval = (typeof KLINE_INTERVALS)[number];
+
+/** Which price a kline series follows. */
+export type KlineKind = 'trade' | 'mark' | 'index';
+
+/** A `GET /fapi/v1/fundingRate` row. */
+export interface FundingRateRow {
+  symbol: string;
+  fundingRate: string;
+  fundingTime: number;
+  markPrice: string;
+}
+
+/** A time-window query, already validated: `limit` is within the endpoint's range. */
+export interface RangeQuery {
+  startTime?: number;
+  endTime?: number;
+  limit: number;
+}
+
+/** The history a live market keeps for the REST history endpoints (none in replay mode). */
+export interface MarketHistory {
+  /** Aggregate trades by `fromId`, by time window, or the most recent; ascending. */
+  aggTrades(symbol: string, query: RangeQuery & { fromId?: number }): AggTradeRow[];
+  /** The most recent raw trades, ascending; from `fromId` on when given. */
+  trades(symbol: string, limit: number, fromId?: number): TradeRow[];
+  klines(symbol: string, kind: KlineKind, interval: KlineInterval, query: RangeQuery): KlineRow[];
+  /** Funding settlements of one symbol or all, ascending by time. */
+  fundingRates(symbol: string | undefined, query: RangeQuery): FundingRateRow[];
+}
+
 /** What the REST layer needs from a market-data producer (the live model or a replay). */
 export interface MarketDataSource {
   /** Binance-shaped `exchangeInfo.symbols[]` entries. */
@@ -119,6 +216,8 @@ export interface MarketDataSource {
   ticker24h(symbol: string): object | undefined;
   /** Current mark price as a decimal string, if known. */
   markPrice(symbol: string): string;
+  /** Trades, klines and funding history; absent in replay mode (the endpoints answer []). */
+  readonly history?: MarketHistory;
   start(): void;
   stop(): void;
 }
