@@ -1,5 +1,6 @@
 /**
- * Micro-benchmark for `LocalBook` (run: `npx tsx bench/book.ts`). Prints one JSON object:
+ * Micro-benchmark for `LocalBook` (run: `npx tsx bench/book.ts`; `--quick` for a shorter run, as
+ * `npm run bench -- --quick` uses it). Prints one JSON object:
  * - levelUpdatesPerSecond: level updates applied through `applyLevels` (10 levels per call,
  *   like a depth diff) to a book loaded with 1000 levels per side (it settles near 850);
  *   mostly quantity changes near the top, with ~15% deletions and re-insertions.
@@ -13,7 +14,8 @@ import type { PriceLevel } from '../src/binance/local-book.js';
 const LEVELS = 1000;
 const TICK = 0.1;
 const MID = 50_000;
-const UPDATES = 2_000_000;
+const QUICK = process.argv.includes('--quick');
+const UPDATES = QUICK ? 500_000 : 2_000_000;
 const BATCH = 10;
 
 let seed = 12345;
@@ -70,7 +72,7 @@ function runUpdates(): number {
 }
 
 function runCachedTop(): number {
-  const n = 5_000_000;
+  const n = QUICK ? 1_000_000 : 5_000_000;
   let sink = 0;
   book.top('bid', 20);
   const t0 = process.hrtime.bigint();
@@ -81,7 +83,7 @@ function runCachedTop(): number {
 }
 
 function runRebuildTop(): number {
-  const n = 1_000_000;
+  const n = QUICK ? 250_000 : 1_000_000;
   const a: PriceLevel[] = [[priceCache.bid[3]!, '1.000']];
   const b: PriceLevel[] = [[priceCache.bid[3]!, '2.000']];
   let sink = 0;
@@ -101,7 +103,7 @@ function runRebuildTop(): number {
 // Warm up the JIT, then measure (best of a few runs).
 for (let i = 0; i < 2; i++) runUpdates();
 let ups = 0;
-for (let i = 0; i < 5; i++) ups = Math.max(ups, runUpdates());
+for (let i = 0; i < (QUICK ? 3 : 5); i++) ups = Math.max(ups, runUpdates());
 runCachedTop();
 let cached = Infinity;
 for (let i = 0; i < 3; i++) cached = Math.min(cached, runCachedTop());

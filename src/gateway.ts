@@ -8,7 +8,11 @@ import { AccountService } from './account/account-service.js';
 import { MarketService } from './market/market-service.js';
 import { StatusService } from './server/health.js';
 import { useOperationLimits } from './server/limits.js';
-import { startGraphQLServer, type GraphQLServerHandle } from './server/server.js';
+import {
+  startGraphQLServer,
+  type GraphQLServerHandle,
+  type GraphQLServerOptions,
+} from './server/server.js';
 
 /** Knobs tests turn; production uses the defaults. */
 export interface GatewayTuning {
@@ -23,6 +27,10 @@ export interface GatewayTuning {
   restWeightBudgetPerMinute?: number;
   /** listenKey keepalive interval (Binance validity: 60 min) */
   listenKeyKeepaliveMs?: number;
+  /** WebSocket shared delivery knobs, or false for per-subscriber execution (benchmark) */
+  sharedDelivery?: GraphQLServerOptions['sharedDelivery'];
+  /** WebSocket keep-alive ping interval */
+  wsKeepAliveMs?: number;
 }
 
 export interface GatewayHandle {
@@ -85,6 +93,10 @@ export async function startGateway(
     hub,
     rest,
     userStreams: () => account.status(),
+    deliveryCounters: () => {
+      const c = http.deliveryCounters();
+      return { delivered: c.delivered, dropped: c.dropped, disconnected: c.disconnected };
+    },
   });
   const http = await startGraphQLServer({
     port: config.port,
@@ -93,6 +105,8 @@ export async function startGateway(
     account,
     status,
     logger,
+    ...(tuning.sharedDelivery !== undefined && { sharedDelivery: tuning.sharedDelivery }),
+    ...(tuning.wsKeepAliveMs !== undefined && { keepAliveMs: tuning.wsKeepAliveMs }),
     extraRoutes: (req) => status.route(req),
     plugins: [useOperationLimits()],
   });

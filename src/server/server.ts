@@ -1,25 +1,16 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
-import {
-  GraphQLError,
-  type ExecutionArgs,
-  type ExecutionResult,
-  type FormattedExecutionResult,
-  type GraphQLFormattedError,
-} from 'graphql';
-import { useServer } from 'graphql-ws/use/ws';
+import { GraphQLError } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { Credentials } from '../binance/rest.js';
 import type { Logger } from '../log.js';
 import type { AccountApi, GatewayContext, MarketApi, StatusApi } from '../schema/context.js';
 import { schema } from '../schema/schema.js';
-import {
-  credentialsFromHeaders,
-  credentialsFromInit,
-  credentialsFromExtensions,
-} from './credentials.js';
+import { credentialsFromHeaders } from './credentials.js';
+import type { DeliveryCounters, SharedDelivery } from './shared-subscriptions.js';
+import { attachWsTransport, type Enveloped, type WsTransportOptions } from './ws-transport.js';
 
 /** Codes a client may see unmasked (gateway-contract.md, "Errors"), plus graphql-js' own. */
 const CLIENT_CODES = new Set([
@@ -41,6 +32,15 @@ export interface GraphQLServerOptions {
   logger: Logger;
   /** Largest WebSocket message accepted from a client (ws' default is 100 MiB). */
   maxPayloadBytes?: number;
+  /** A WebSocket without `connection_init` within this time is closed with 4408 (default 3 s). */
+  connectionInitWaitTimeoutMs?: number;
+  /** Keep-alive ping interval; a socket silent for two of them is terminated (default 12 s). */
+  keepAliveMs?: number;
+  /**
+   * Shared delivery of WebSocket subscriptions (`shared-subscriptions.ts`): knobs, or `false`
+   * to run every subscription per subscriber (the benchmark's naive reference).
+   */
+  sharedDelivery?: WsTransportOptions['sharedDelivery'];
   /** Extra envelop plugins (limits, metrics). */
   plugins?: Plugin[];
   /** Extra HTTP routes served beside /graphql (health, metrics). */
@@ -54,6 +54,10 @@ export interface GraphQLServerHandle {
   port: number;
   server: Server;
   yoga: YogaServerInstance<Record<string, unknown>, GatewayContext>;
+  /** Counters of the WebSocket shared-delivery path (for /metrics and tests). */
+  deliveryCounters(): DeliveryCounters;
+  /** The shared-delivery layer (undefined when `sharedDelivery` is false), for tests. */
+  shared: SharedDelivery | undefined;
   close(): Promise<void>;
 }
 
@@ -120,59 +124,18 @@ export async function startGraphQLServer(
     maxPayload: options.maxPayloadBytes ?? 64 * 1024,
   });
 
-  useServer<Record<string, unknown> | undefined, { initCredentials?: Credentials | undefined }>(
-    {
-      onConnect: (ctx) => {
-        ctx.extra.initCredentials = credentialsFromInit(ctx.connectionParams);
-        return true;
-      },
-      onSubscribe: async (ctx, _id, payload) => {
-        const credentials =
-          credentialsFromExtensions(payload.extensions) ?? ctx.extra.initCredentials;
-        const {
-          schema: s,
-          execute,
-          subscribe,
-          contextFactory,
-          parse,
-          validate,
-        } = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
-          socket: ctx.extra.socket,
-          params: payload,
-          credentials,
-        });
-        // A bad document fails this operation only: return its errors, never throw (a throw here
-        // closes the whole socket with 4500 and kills the caller's other subscriptions).
-        let document;
-        try {
-          document = parse(payload.query);
-        } catch (err) {
-          return [asGraphQLError(err, 'GRAPHQL_PARSE_FAILED')];
-        }
-        const errors = validate(s, document);
-        if (errors.length > 0) {
-          return errors.map((e: GraphQLError) => withCode(e, 'GRAPHQL_VALIDATION_FAILED'));
-        }
-        const args: ExecutionArgs = {
-          schema: s,
-          operationName: payload.operationName ?? null,
-          document,
-          variableValues: payload.variables ?? null,
-          contextValue: await contextFactory(),
-          rootValue: { execute, subscribe },
-        };
-        return args;
-      },
-      execute: (args) => (args.rootValue as Enveloped).execute(args),
-      subscribe: (args) => (args.rootValue as Enveloped).subscribe(args),
-      // HTTP strips yoga's `extensions.http`/`unexpected`; strip them here too so both agree.
-      onNext: (_ctx, _id, _payload, _args, result) => stripResult(result),
-      onError: (_ctx, _id, _payload, errors) => errors.map(stripError),
-    },
+  const transport = attachWsTransport({
     wss,
-  );
+    getEnveloped: (initialContext) => yoga.getEnveloped(initialContext) as Enveloped,
+    logger,
+    options: {
+      ...(options.connectionInitWaitTimeoutMs !== undefined && {
+        connectionInitWaitTimeoutMs: options.connectionInitWaitTimeoutMs,
+      }),
+      ...(options.keepAliveMs !== undefined && { keepAliveMs: options.keepAliveMs }),
+      ...(options.sharedDelivery !== undefined && { sharedDelivery: options.sharedDelivery }),
+    },
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -188,20 +151,16 @@ export async function startGraphQLServer(
     port,
     server,
     yoga: yoga as unknown as GraphQLServerHandle['yoga'],
+    deliveryCounters: () => transport.counters(),
+    shared: transport.shared,
     async close() {
+      transport.close();
       for (const client of wss.clients) client.close(1001, 'Going away');
       await new Promise<void>((resolve) => wss.close(() => resolve()));
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-type OperationResult = ReturnType<NonNullable<Parameters<typeof useServer>[0]['execute']>>;
-
-interface Enveloped {
-  execute: (args: ExecutionArgs) => OperationResult;
-  subscribe: (args: ExecutionArgs) => OperationResult;
 }
 
 function maskError(error: unknown, message: string, logger: Logger): Error {
@@ -240,40 +199,6 @@ function isClientError(e: unknown): boolean {
     typeof code.extensions.code === 'string' &&
     CLIENT_CODES.has(code.extensions.code)
   );
-}
-
-function asGraphQLError(err: unknown, code: string): GraphQLError {
-  if (err instanceof GraphQLError) return withCode(err, code);
-  return new GraphQLError('Syntax error.', { extensions: { code } });
-}
-
-function withCode(e: GraphQLError, code: string): GraphQLError {
-  if (e.extensions.code) return e;
-  return new GraphQLError(e.message, {
-    nodes: e.nodes,
-    source: e.source,
-    positions: e.positions,
-    path: e.path,
-    extensions: { ...e.extensions, code },
-  });
-}
-
-function stripError(e: GraphQLError | GraphQLFormattedError): GraphQLFormattedError {
-  const json = (e instanceof GraphQLError ? e.toJSON() : e) as GraphQLFormattedError;
-  if (!json.extensions) return json;
-  const {
-    http: _http,
-    unexpected: _unexpected,
-    ...rest
-  } = json.extensions as Record<string, unknown>;
-  return { ...json, extensions: rest };
-}
-
-function stripResult(
-  result: ExecutionResult | FormattedExecutionResult,
-): FormattedExecutionResult | void {
-  if (!result.errors) return;
-  return { ...result, errors: result.errors.map(stripError) } as FormattedExecutionResult;
 }
 
 const DEFAULT_QUERY = `# Live order book over WebSocket. Put your Binance key in the Headers tab for
