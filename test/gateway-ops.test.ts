@@ -140,6 +140,25 @@ describe('operation limits, on every transport', () => {
     expect((await post(s, normal)).errors).toBeUndefined();
   });
 
+  it('an oversized HTTP request fails with 413 and a coded error', async () => {
+    const s = await stack();
+    const res = await fetch(s.gw.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        query: '{ symbols { symbol } }',
+        variables: { pad: 'x'.repeat(70_000) },
+      }),
+    });
+    expect(res.status).toBe(413);
+    const body = (await res.json()) as { errors: { extensions: Record<string, unknown> }[] };
+    expect(body.errors[0]!.extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      limit: 'maxOperationBytes',
+    });
+    expect((await post(s, '{ symbols { symbol } }')).errors).toBeUndefined();
+  });
+
   it('over WebSocket a limit fails that operation only', async () => {
     const s = await stack();
     const client = wsClient(s.wsUrl);

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startStack, type Stack } from './helpers/stack.js';
+import { collect, startStack, wsClient, type Stack } from './helpers/stack.js';
 import { waitFor } from './helpers/wait.js';
 
 /**
@@ -52,11 +52,50 @@ describe('WebSocket transport', () => {
     expect(await bare.closed).toEqual({ code: 4406, reason: 'Subprotocol not acceptable' });
   });
 
-  it('closes a socket that sends more than maxPayload with 1009', async () => {
+  it('closes a socket that sends more than the 1 MiB maxPayload with 1009', async () => {
     const s = await stack();
     const c = await open(s.wsUrl);
-    c.ws.send(JSON.stringify({ type: 'connection_init', payload: { pad: 'x'.repeat(70_000) } }));
+    c.ws.send(JSON.stringify({ type: 'connection_init', payload: { pad: 'x'.repeat(1_100_000) } }));
     expect((await c.closed).code).toBe(1009);
+  });
+
+  it('an operation over 64 KiB fails alone with BAD_USER_INPUT; the socket stays up', async () => {
+    const s = await stack();
+    const client = wsClient(s.wsUrl);
+    cleanups.push(() => client.dispose());
+    const good = collect(client, 'subscription { status(intervalMs: 100) { uptimeMs } }');
+    await good.next(1);
+    const big = collect(client, 'subscription($pad: String) { status { uptimeMs } }', {
+      pad: 'x'.repeat(70_000),
+    });
+    await waitFor(() => big.errors.length > 0, 3_000, 'size error');
+    expect((big.errors[0] as { extensions?: unknown }[])[0]?.extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      limit: 'maxOperationBytes',
+    });
+    const n = good.values.length;
+    await waitFor(() => good.values.length > n, 3_000, 'good continues');
+  });
+
+  it('the 101st subscription on one connection fails alone with RATE_LIMITED; completing one frees a slot', async () => {
+    const s = await stack();
+    const client = wsClient(s.wsUrl);
+    cleanups.push(() => client.dispose());
+    const subs = Array.from({ length: 100 }, () =>
+      collect(client, 'subscription { status(intervalMs: 60000) { uptimeMs } }'),
+    );
+    await Promise.all(subs.map((x) => x.next(1)));
+    const extra = collect(client, 'subscription { status(intervalMs: 60000) { uptimeMs } }');
+    await waitFor(() => extra.errors.length > 0, 3_000, 'limit error');
+    expect((extra.errors[0] as { extensions?: unknown }[])[0]?.extensions).toMatchObject({
+      code: 'RATE_LIMITED',
+      limit: 'maxSubscriptionsPerConnection',
+    });
+    subs[0]!.dispose();
+    await new Promise((r) => setTimeout(r, 100));
+    const again = collect(client, 'subscription { status(intervalMs: 60000) { uptimeMs } }');
+    await again.next(1);
+    expect(subs.slice(1).every((x) => x.errors.length === 0 && !x.completed)).toBe(true);
   });
 
   it('terminates a half-open socket that stops answering pings', async () => {

@@ -10,7 +10,12 @@ import type { AccountApi, GatewayContext, MarketApi, StatusApi } from '../schema
 import { schema } from '../schema/schema.js';
 import { credentialsFromHeaders } from './credentials.js';
 import type { DeliveryCounters, SharedDelivery } from './shared-subscriptions.js';
-import { attachWsTransport, type Enveloped, type WsTransportOptions } from './ws-transport.js';
+import {
+  attachWsTransport,
+  DEFAULT_WS_TRANSPORT,
+  type Enveloped,
+  type WsTransportOptions,
+} from './ws-transport.js';
 
 /** Codes a client may see unmasked (gateway-contract.md, "Errors"), plus graphql-js' own. */
 const CLIENT_CODES = new Set([
@@ -30,8 +35,15 @@ export interface GraphQLServerOptions {
   account: AccountApi;
   status: StatusApi;
   logger: Logger;
-  /** Largest WebSocket message accepted from a client (ws' default is 100 MiB). */
+  /**
+   * Hard cap on one WebSocket message (ws' default is 100 MiB); above it `ws` closes the socket
+   * with 1009. Default 1 MiB, well above `maxOperationBytes`, which fails one operation alone.
+   */
   maxPayloadBytes?: number;
+  /** Largest subscribe message (query + variables) on WebSocket (default 64 KiB). */
+  maxOperationBytes?: number;
+  /** Active subscriptions one WebSocket connection may hold (default 100). */
+  maxSubscriptionsPerConnection?: number;
   /** A WebSocket without `connection_init` within this time is closed with 4408 (default 3 s). */
   connectionInitWaitTimeoutMs?: number;
   /** Keep-alive ping interval; a socket silent for two of them is terminated (default 12 s). */
@@ -108,11 +120,33 @@ export async function startGraphQLServer(
     plugins: options.plugins ?? [],
   });
 
+  const maxOperationBytes = options.maxOperationBytes ?? DEFAULT_WS_TRANSPORT.maxOperationBytes;
   const server = createServer((req, res) => {
     const extra = options.extraRoutes?.(req);
     if (extra) {
       res.writeHead(extra.status, { 'content-type': extra.type });
       res.end(extra.body);
+      return;
+    }
+    // The HTTP twin of the WebSocket size limits: an oversized request fails alone, coded.
+    const length = Number(req.headers['content-length'] ?? 0);
+    if (length > maxOperationBytes) {
+      res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
+      res.end(
+        JSON.stringify({
+          errors: [
+            {
+              message: `The request is ${length} bytes; the limit is ${maxOperationBytes}.`,
+              extensions: {
+                code: 'BAD_USER_INPUT',
+                limit: 'maxOperationBytes',
+                max: maxOperationBytes,
+              },
+            },
+          ],
+        }),
+      );
+      req.resume();
       return;
     }
     void yoga.requestListener(req, res);
@@ -121,7 +155,7 @@ export async function startGraphQLServer(
   const wss = new WebSocketServer({
     server,
     path: '/graphql',
-    maxPayload: options.maxPayloadBytes ?? 64 * 1024,
+    maxPayload: options.maxPayloadBytes ?? 1024 * 1024,
   });
 
   const transport = attachWsTransport({
@@ -134,6 +168,12 @@ export async function startGraphQLServer(
       }),
       ...(options.keepAliveMs !== undefined && { keepAliveMs: options.keepAliveMs }),
       ...(options.sharedDelivery !== undefined && { sharedDelivery: options.sharedDelivery }),
+      ...(options.maxOperationBytes !== undefined && {
+        maxOperationBytes: options.maxOperationBytes,
+      }),
+      ...(options.maxSubscriptionsPerConnection !== undefined && {
+        maxSubscriptionsPerConnection: options.maxSubscriptionsPerConnection,
+      }),
     },
   });
 

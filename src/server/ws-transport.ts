@@ -53,12 +53,25 @@ export interface WsTransportOptions {
    * graphql-ws behaviour; the benchmark's naive reference).
    */
   sharedDelivery: Partial<SharedDeliveryOptions> | false;
+  /**
+   * Active subscriptions one connection may hold; the next one fails alone with RATE_LIMITED
+   * (the socket and its other subscriptions stay up).
+   */
+  maxSubscriptionsPerConnection: number;
+  /**
+   * Largest `subscribe` message (query plus variables); a larger one fails alone with
+   * BAD_USER_INPUT. The socket-level `maxPayload` is a larger hard cap above which `ws` closes
+   * the whole connection (1009), so ordinary mistakes never cost the other subscriptions.
+   */
+  maxOperationBytes: number;
 }
 
 export const DEFAULT_WS_TRANSPORT: Readonly<WsTransportOptions> = {
   keepAliveMs: 12_000,
   connectionInitWaitTimeoutMs: 3_000,
   sharedDelivery: {},
+  maxSubscriptionsPerConnection: 100,
+  maxOperationBytes: 64 * 1024,
 };
 
 /** The part of yoga's `getEnveloped()` result the transport uses. */
@@ -95,6 +108,8 @@ interface Extra {
   /** the shared path's handle on this socket (undefined when sharing is off) */
   outlet: Outlet | undefined;
   initCredentials?: Credentials | undefined;
+  /** ids of this connection's operations that passed onSubscribe and have not completed */
+  active?: Set<string>;
 }
 
 /** `rootValue` of an operation: how the transport's `execute`/`subscribe` run it. */
@@ -130,6 +145,29 @@ export function attachWsTransport(params: WsTransportParams): WsTransport {
       return true;
     },
     onSubscribe: async (ctx, id, payload: SubscribePayload) => {
+      const active = (ctx.extra.active ??= new Set());
+      if (active.size >= options.maxSubscriptionsPerConnection) {
+        return [
+          limitError(
+            `This connection already holds ${active.size} subscriptions; the limit is ${options.maxSubscriptionsPerConnection}.`,
+            'RATE_LIMITED',
+            'maxSubscriptionsPerConnection',
+            options.maxSubscriptionsPerConnection,
+          ),
+        ];
+      }
+      const size =
+        payload.query.length + (payload.variables ? JSON.stringify(payload.variables).length : 0);
+      if (size > options.maxOperationBytes) {
+        return [
+          limitError(
+            `The operation is ${size} bytes; the limit is ${options.maxOperationBytes}.`,
+            'BAD_USER_INPUT',
+            'maxOperationBytes',
+            options.maxOperationBytes,
+          ),
+        ];
+      }
       const credentials =
         credentialsFromExtensions(payload.extensions) ?? ctx.extra.initCredentials;
       const enveloped = getEnveloped({
@@ -177,10 +215,16 @@ export function attachWsTransport(params: WsTransportParams): WsTransport {
             }) as Promise<AsyncIterable<ExecutionResult> | ExecutionResult>,
         };
         const root: Root = { kind: 'shared', delivery: shared, ticket, outlet, id };
+        active.add(id);
         return { ...base, contextValue: null, rootValue: root };
       }
       const root: Root = { kind: 'own', enveloped };
-      return { ...base, contextValue: await enveloped.contextFactory(), rootValue: root };
+      const contextValue = await enveloped.contextFactory();
+      active.add(id);
+      return { ...base, contextValue, rootValue: root };
+    },
+    onComplete: (ctx, id) => {
+      ctx.extra.active?.delete(id);
     },
     execute: (args) =>
       (args.rootValue as Root & { kind: 'own' }).enveloped.execute(args) as OperationResult,
@@ -281,4 +325,8 @@ function withCode(e: GraphQLError, code: string): GraphQLError {
     path: e.path,
     extensions: { ...e.extensions, code },
   });
+}
+
+function limitError(message: string, code: string, limit: string, max: number): GraphQLError {
+  return new GraphQLError(message, { extensions: { code, limit, max } });
 }
