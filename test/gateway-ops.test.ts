@@ -268,11 +268,16 @@ describe('fault matrix: books, REST and bursts', () => {
   it('hundreds of subscribes at once never exceed the per-connection message rate', async () => {
     const symbols = Array.from({ length: 120 }, (_, i) => `SYM${i}USDT`);
     const s = await stack({ symbols, tickMs: 100 });
-    const client = wsClient(s.wsUrl);
-    defer(() => client.dispose());
-    const subs = symbols.flatMap((sym) => [
-      collect(client, 'subscription($s: String!) { trades(symbol: $s) { price } }', { s: sym }),
-      collect(client, 'subscription($s: String!) { ticker(symbol: $s) { lastPrice } }', { s: sym }),
+    // 240 subscriptions arriving at once, over three connections (100 is the per-connection cap)
+    const clients = [0, 1, 2].map(() => wsClient(s.wsUrl));
+    defer(() => Promise.all(clients.map((c) => c.dispose())));
+    const subs = symbols.flatMap((sym, i) => [
+      collect(clients[i % 3]!, 'subscription($s: String!) { trades(symbol: $s) { price } }', {
+        s: sym,
+      }),
+      collect(clients[i % 3]!, 'subscription($s: String!) { ticker(symbol: $s) { lastPrice } }', {
+        s: sym,
+      }),
     ]);
     await waitFor(
       () =>
