@@ -5,6 +5,8 @@
  * so both the gateway and the simulator route by this one table.
  */
 
+import { KLINE_INTERVALS } from './rules.js';
+
 export type StreamPath = 'public' | 'market' | 'private';
 
 export interface ParsedStream {
@@ -15,23 +17,7 @@ export interface ParsedStream {
   path: StreamPath;
 }
 
-const KLINE_INTERVALS = new Set([
-  '1m',
-  '3m',
-  '5m',
-  '15m',
-  '30m',
-  '1h',
-  '2h',
-  '4h',
-  '6h',
-  '8h',
-  '12h',
-  '1d',
-  '3d',
-  '1w',
-  '1M',
-]);
+const KLINE_SET: ReadonlySet<string> = new Set(KLINE_INTERVALS);
 
 const ALL_MARKET: Record<string, ParsedStream> = {
   '!bookTicker': { type: 'bookTicker', path: 'public' },
@@ -76,7 +62,7 @@ export function parseStreamName(name: string): ParsedStream | undefined {
   const m = MARKET_SUFFIXES.exec(suffix);
   if (m) {
     const interval = m[2];
-    if (interval !== undefined && !KLINE_INTERVALS.has(interval)) return undefined;
+    if (interval !== undefined && !KLINE_SET.has(interval)) return undefined;
     const type = (m[1] ?? '').split('@')[0]!.replace(/_.*$/, '');
     return { symbol, type, path: 'market' };
   }

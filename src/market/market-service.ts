@@ -1,3 +1,4 @@
+import { DEPTH_LIMITS, DEPTH_LIMIT_WEIGHT } from '../binance/rules.js';
 import { BookSync, type DepthDiff, type DepthSnapshot } from '../binance/book-sync.js';
 import type { ExchangeInfo, SymbolInfo } from '../binance/exchange-info.js';
 import type { BinanceRest } from '../binance/rest.js';
@@ -24,18 +25,6 @@ export interface MarketServiceOptions {
   /** Trades a slow subscriber may fall behind before the oldest are dropped. */
   tradeQueueCapacity?: number;
 }
-
-/** Allowed REST depth limits on futures (reference §5); a query picks the smallest that covers `depth`. */
-const REST_LIMITS = [5, 10, 20, 50, 100, 500, 1000] as const;
-const REST_WEIGHT: Record<number, number> = {
-  5: 2,
-  10: 2,
-  20: 2,
-  50: 2,
-  100: 5,
-  500: 10,
-  1000: 20,
-};
 
 /** One shared order book per symbol, fed by one upstream diff stream. */
 class BookTopic implements TopicSource<BookSync> {
@@ -180,11 +169,12 @@ export class MarketService implements MarketApi {
     const { symbol } = await this.options.exchangeInfo.validate(symbolInput);
     const live = this.books.get(symbol);
     if (live?.live) return viewOf(live, depth);
-    const limit = REST_LIMITS.find((l) => l >= depth) ?? 1000;
+    // the smallest allowed REST limit that covers `depth`
+    const limit = DEPTH_LIMITS.find((l) => l >= depth) ?? 1000;
     const snap = (await this.deps.rest.get(
       '/fapi/v1/depth',
       { symbol, limit },
-      REST_WEIGHT[limit],
+      DEPTH_LIMIT_WEIGHT[limit],
     )) as {
       lastUpdateId: number;
       E?: number;

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { DEPTH_LIMIT_WEIGHT } from '../binance/rules.js';
 import { MarketHistoryRoute } from './rest-history.js';
 import {
   binanceError,
@@ -26,17 +27,6 @@ export interface RestOptions {
   /** True for a known API key (MARKET_DATA endpoints such as `historicalTrades`). */
   isApiKey?: (apiKey: string) => boolean;
 }
-
-/** Weight of `GET /fapi/v1/depth` by limit (reference §5). */
-const DEPTH_WEIGHT: Record<number, number> = {
-  5: 2,
-  10: 2,
-  20: 2,
-  50: 2,
-  100: 5,
-  500: 10,
-  1000: 20,
-};
 
 /**
  * The simulator's REST side: Binance's market-data endpoints, the account routes, the
@@ -135,7 +125,7 @@ export class RestServer {
         if (!market.hasSymbol(symbol)) return binanceError(400, -1121, 'Invalid symbol.');
         const limitText = req.params.get('limit');
         const limit = limitText === null ? 500 : Number(limitText);
-        const weight = DEPTH_WEIGHT[limit];
+        const weight = DEPTH_LIMIT_WEIGHT[limit];
         if (weight === undefined) {
           return binanceError(400, -4021, `${limitText ?? ''} is not valid depth limit`);
         }

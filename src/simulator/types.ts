@@ -1,3 +1,5 @@
+import type { KlineInterval } from '../binance/rules.js';
+
 /**
  * Interfaces shared by the simulator's parts. The market model, the accounts and the replay
  * source produce events; the stream server (`ws-server.ts`) routes them to the connections
@@ -155,25 +157,7 @@ export type KlineRow = [
   string,
 ];
 
-/** The kline intervals of Binance USDⓈ-M REST (`1s` is a spot interval: -1120 here). */
-export const KLINE_INTERVALS = [
-  '1m',
-  '3m',
-  '5m',
-  '15m',
-  '30m',
-  '1h',
-  '2h',
-  '4h',
-  '6h',
-  '8h',
-  '12h',
-  '1d',
-  '3d',
-  '1w',
-  '1M',
-] as const;
-export type KlineInterval = (typeof KLINE_INTERVALS)[number];
+export { KLINE_INTERVALS, type KlineInterval } from '../binance/rules.js';
 
 /** Which price a kline series follows. */
 export type KlineKind = 'trade' | 'mark' | 'index';
