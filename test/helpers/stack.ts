@@ -107,3 +107,9 @@ export function collect<T = Record<string, unknown>>(
   );
   return out;
 }
+
+/** `extensions.code` of a collected error, whether graphql-ws gave it alone or in an array. */
+export function errorCode(error: unknown): unknown {
+  const first: unknown = Array.isArray(error) ? error[0] : error;
+  return (first as { extensions?: { code?: unknown } } | undefined)?.extensions?.code;
+}
