@@ -110,6 +110,12 @@ export async function startGateway(
     extraRoutes: (req) => status.route(req),
     plugins: [useOperationLimits()],
   });
+  // Load the symbol list now: the first subscription is faster and /readyz tells the truth early.
+  exchangeInfo.all().catch((error: unknown) =>
+    logger.warn('exchangeInfo not loaded at start', {
+      error: error instanceof Error ? error.message : String(error),
+    }),
+  );
   logger.info('gateway listening', {
     url: http.url,
     binanceRest: config.restUrl,

@@ -116,6 +116,20 @@ describe('health as data', () => {
   });
 });
 
+describe('readiness follows REST reachability', () => {
+  it('/readyz is 503 while Binance REST answers 5xx, and 200 again once it answers', async () => {
+    const s = await stack();
+    const readyz = s.gw.url.replace('/graphql', '/readyz');
+    await waitFor(async () => (await fetch(readyz)).status === 200, 5_000, 'ready at start');
+    s.sim.control.failRest(503, 1, 0);
+    const r = await post(s, '{ ticker(symbol: "BTCUSDT") { lastPrice } }');
+    expect(r.errors?.[0]?.extensions?.code).toBe('UPSTREAM_UNAVAILABLE');
+    expect((await fetch(readyz)).status).toBe(503);
+    expect((await post(s, '{ ticker(symbol: "BTCUSDT") { lastPrice } }')).errors).toBeUndefined();
+    expect((await fetch(readyz)).status).toBe(200);
+  });
+});
+
 describe('operation limits, on every transport', () => {
   const normal = '{ status { upstreamConnections { path } } }';
   const cases: [string, string, string][] = [

@@ -72,6 +72,12 @@ export class BinanceRest {
     return this.usedWeight;
   }
 
+  /**
+   * False after a call that could not reach Binance or got a 5xx, until the next answer that
+   * did (any status below 500): what `/readyz` reports as the REST side's health.
+   */
+  reachable = true;
+
   /** True while a 429/418 `Retry-After` is being waited out. */
   get blocked(): boolean {
     return this.now() < this.blockedUntil;
@@ -195,6 +201,7 @@ export class BinanceRest {
       text = await res.body.text();
     } catch (err) {
       this.stats.failures += 1;
+      this.reachable = false;
       // the path is logged, never the URL: its query may carry a signature
       this.options.logger.warn('binance rest call failed', {
         path,
@@ -208,6 +215,7 @@ export class BinanceRest {
         undefined,
       );
     }
+    this.reachable = status < 500;
     const used = Number(headerValue(responseHeaders['x-mbx-used-weight-1m']));
     if (Number.isFinite(used) && used > 0) this.usedWeight = Math.max(this.usedWeight, used);
     if (status >= 200 && status < 300) return parseJsonExact(text);

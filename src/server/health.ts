@@ -59,12 +59,13 @@ export class StatusService implements StatusApi {
   }
 
   /**
-   * Ready when the upstream is usable: every connection that carries streams is open and the
-   * REST side is not under a ban. With no subscriptions at all the gateway is ready.
+   * Ready when the upstream is usable: every connection that carries streams is open, and the
+   * REST side answered its last call and is not under a ban.
    */
   private ready(connections: GatewayStatusView['upstreamConnections']): boolean {
     const down = connections.some((c) => c.streams > 0 && c.state !== 'open');
-    return !down && !this.sources.rest.blocked;
+    const rest = this.sources.rest;
+    return !down && !rest.blocked && rest.reachable;
   }
 
   subscribeStatus(intervalMs: number): AsyncIterableIterator<GatewayStatusView> {
