@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { waitFor } from './helpers/wait.js';
 
 interface Run {
@@ -42,6 +43,25 @@ describe('command line', () => {
     sim.kill('SIGTERM');
     expect(await sim.exited).toBe(0);
   });
+
+  it('npm run demo prints GraphiQL and the demo credentials; SIGTERM closes clients with 1001 and exits 0', async () => {
+    const demo = run('src/demo.ts', { PORT: '0', SIM_PORT: '0', LOG_LEVEL: 'warn' });
+    const url = await waitFor(
+      () => /GraphiQL:\s+(http:\/\/\S+)/.exec(demo.stdout)?.[1],
+      30_000,
+      'GraphiQL URL',
+    );
+    expect(demo.stdout).toContain('alice-demo-api-key');
+    expect(demo.stdout).toContain('subscription { orderBook');
+    const ws = new WebSocket(url.replace(/^http/, 'ws'), 'graphql-transport-ws');
+    const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+    await new Promise<void>((resolve) => ws.once('open', () => resolve()));
+    ws.send(JSON.stringify({ type: 'connection_init' }));
+    await new Promise<void>((resolve) => ws.once('message', () => resolve()));
+    demo.kill('SIGTERM');
+    expect(await closed).toBe(1001);
+    expect(await demo.exited).toBe(0);
+  }, 40_000);
 
   it.each([
     ['src/simulator/cli.ts', { SIM_PORT: 'abc' }, 'SIM_PORT'],

@@ -37,6 +37,12 @@ export async function startStack(
     },
     { logger, tuning: { lingerMs: 200, ...tuning } },
   );
+  // the gateway loads exchangeInfo at start; let that call land before a test arms REST faults
+  await waitFor(
+    () => sim.rest.log.some((l) => l.path === '/fapi/v1/exchangeInfo'),
+    5_000,
+    'exchangeInfo loaded at start',
+  );
   return {
     sim,
     gw,
