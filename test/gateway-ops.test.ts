@@ -1,15 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { autoCleanup } from './helpers/cleanup.js';
-import { collect, startStack, wsClient, type Stack } from './helpers/stack.js';
+import { collect, type Stack, stacksClosedBy, wsClient } from './helpers/stack.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const defer = autoCleanup();
 
-async function stack(...args: Parameters<typeof startStack>): Promise<Stack> {
-  const s = await startStack(...args);
-  defer(() => s.close());
-  return s;
-}
+const stack = stacksClosedBy(defer);
 
 async function post(
   s: Stack,

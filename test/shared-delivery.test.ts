@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { parse } from 'graphql';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { autoCleanup } from './helpers/cleanup.js';
 import WebSocket from 'ws';
 import {
   SLOW_CONSUMER_CLOSE_CODE,
@@ -10,26 +11,19 @@ import {
   sharePlan,
   type SharedDelivery,
 } from '../src/server/shared-subscriptions.js';
-import { collect, startStack, wsClient, type Stack } from './helpers/stack.js';
+import { collect, wsClient, type Stack, stacksClosedBy } from './helpers/stack.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const ALICE = { apiKey: 'alice-demo-api-key', apiSecret: 'alice-demo-api-secret' };
 const BOB = { apiKey: 'bob-demo-api-key', apiSecret: 'bob-demo-api-secret' };
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const defer = autoCleanup();
 
-async function stack(...args: Parameters<typeof startStack>): Promise<Stack> {
-  const s = await startStack(...args);
-  cleanups.push(() => s.close());
-  return s;
-}
+const stack = stacksClosedBy(defer);
 
 function client(s: Stack, params?: Record<string, unknown>): ReturnType<typeof wsClient> {
   const c = wsClient(s.wsUrl, params);
-  cleanups.push(() => c.dispose());
+  defer(() => c.dispose());
   return c;
 }
 
@@ -116,7 +110,7 @@ class RawClient {
 
 async function raw(s: Stack, payload?: Record<string, unknown>): Promise<RawClient> {
   const c = await RawClient.open(s.wsUrl, payload);
-  cleanups.push(() => c.close());
+  defer(() => c.close());
   return c;
 }
 

@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { autoCleanup } from './helpers/cleanup.js';
 import WebSocket from 'ws';
-import { collect, startStack, wsClient, type Stack } from './helpers/stack.js';
+import { collect, wsClient, stacksClosedBy } from './helpers/stack.js';
 import { waitFor } from './helpers/wait.js';
 
 /**
@@ -10,23 +11,16 @@ import { waitFor } from './helpers/wait.js';
  * a keep-alive that finds half-open sockets.
  */
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const defer = autoCleanup();
 
-async function stack(...args: Parameters<typeof startStack>): Promise<Stack> {
-  const s = await startStack(...args);
-  cleanups.push(() => s.close());
-  return s;
-}
+const stack = stacksClosedBy(defer);
 
 async function open(
   url: string,
   protocols: string[] = ['graphql-transport-ws'],
 ): Promise<{ ws: WebSocket; closed: Promise<{ code: number; reason: string }> }> {
   const ws = new WebSocket(url, protocols);
-  cleanups.push(() => ws.terminate());
+  defer(() => ws.terminate());
   ws.on('error', () => undefined);
   const closed = new Promise<{ code: number; reason: string }>((resolve) =>
     ws.on('close', (code, reason) => resolve({ code, reason: String(reason) })),
@@ -62,7 +56,7 @@ describe('WebSocket transport', () => {
   it('an operation over 64 KiB fails alone with BAD_USER_INPUT; the socket stays up', async () => {
     const s = await stack();
     const client = wsClient(s.wsUrl);
-    cleanups.push(() => client.dispose());
+    defer(() => client.dispose());
     const good = collect(client, 'subscription { status(intervalMs: 100) { uptimeMs } }');
     await good.next(1);
     const big = collect(client, 'subscription($pad: String) { status { uptimeMs } }', {
@@ -80,7 +74,7 @@ describe('WebSocket transport', () => {
   it('the 101st subscription on one connection fails alone with RATE_LIMITED; completing one frees a slot', async () => {
     const s = await stack();
     const client = wsClient(s.wsUrl);
-    cleanups.push(() => client.dispose());
+    defer(() => client.dispose());
     const subs = Array.from({ length: 100 }, () =>
       collect(client, 'subscription { status(intervalMs: 60000) { uptimeMs } }'),
     );

@@ -119,3 +119,14 @@ export function errorCode(error: unknown): unknown {
   const first: unknown = Array.isArray(error) ? error[0] : error;
   return (first as { extensions?: { code?: unknown } } | undefined)?.extensions?.code;
 }
+
+/** A `startStack` whose stacks `defer` closes after each test. */
+export function stacksClosedBy(
+  defer: (fn: () => unknown) => void,
+): (...args: Parameters<typeof startStack>) => Promise<Stack> {
+  return async (...args) => {
+    const s = await startStack(...args);
+    defer(() => s.close());
+    return s;
+  };
+}
