@@ -51,19 +51,18 @@ export class Params {
 
   /** An optional unsigned integer (ids, times, limits): -1100 for anything but digits. */
   long(name: string): number | undefined {
-    const v = this.params.get(name);
-    if (v === null || v === '') return undefined;
-    if (!/^\d{1,20}$/.test(v)) {
-      this.fail(
-        -1100,
-        `Illegal characters found in parameter '${name}'; legal range is '${LONG_RANGE}'.`,
-      );
-    }
-    return Number(v);
+    const v = this.digits(name);
+    return v === undefined ? undefined : Number(v);
   }
 
   /** An optional 64-bit id (order ids exceed 2^53): exact, -1100 for anything but digits. */
   id(name: string): bigint | undefined {
+    const v = this.digits(name);
+    return v === undefined ? undefined : BigInt(v);
+  }
+
+  /** The raw digits of an optional unsigned parameter; -1100 for anything else. */
+  private digits(name: string): string | undefined {
     const v = this.params.get(name);
     if (v === null || v === '') return undefined;
     if (!/^\d{1,20}$/.test(v)) {
@@ -72,7 +71,7 @@ export class Params {
         `Illegal characters found in parameter '${name}'; legal range is '${LONG_RANGE}'.`,
       );
     }
-    return BigInt(v);
+    return v;
   }
 
   /** `limit`: `byDefault` when absent, -1130 outside 1…`max`. */
