@@ -48,6 +48,13 @@ export interface FanoutResult extends FanoutSpec {
   errors: number;
   /** GraphQL executions per delivered message (gateway only) */
   executionsPerMessage: number | undefined;
+  /**
+   * Upstream trades that reached the server in one TCP read: mean, and the burst size the
+   * 99th-percentile trade arrived in (a trade at the end of a burst waits for the fan-out of
+   * those before it, for every server alike).
+   */
+  tradesPerReadMean: number;
+  tradesPerReadP99: number;
 }
 
 export const TRADES_QUERY =
@@ -160,6 +167,7 @@ export async function runFanout(spec: FanoutSpec, layout: CpuLayout): Promise<Fa
     const sent = s1.framesSent - s0.framesSent;
     const cpuUs = s1.cpuUserUs + s1.cpuSystemUs - (s0.cpuUserUs + s0.cpuSystemUs);
     const latencies = latenciesOf(stamps, reports);
+    if (process.env.BENCH_DEBUG) debugLatency(stamps, reports);
     const executions = (s1.counters.executions ?? 0) - (s0.counters.executions ?? 0);
     return {
       ...spec,
@@ -175,8 +183,73 @@ export async function runFanout(spec: FanoutSpec, layout: CpuLayout): Promise<Fa
       dropped: (s1.counters.dropped ?? 0) - (s0.counters.dropped ?? 0),
       errors: reports.reduce((a, r) => a + r.errors, 0),
       executionsPerMessage: spec.kind === 'gateway' && sent > 0 ? executions / sent : undefined,
+      ...burstsOf(stamps.times),
     };
   });
+}
+
+/** Sizes of the upstream reads, from the arrival stamps (trades of one read share theirs). */
+function burstsOf(times: Float64Array): { tradesPerReadMean: number; tradesPerReadP99: number } {
+  const sizes: number[] = [];
+  for (let i = 0; i < times.length;) {
+    let j = i + 1;
+    while (j < times.length && times[j] === times[i]) j++;
+    sizes.push(j - i);
+    i = j;
+  }
+  // per trade: the size of the read it came in
+  const perTrade = Float64Array.from(sizes.flatMap((n) => Array<number>(n).fill(n))).sort();
+  return {
+    tradesPerReadMean: sizes.length > 0 ? times.length / sizes.length : NaN,
+    tradesPerReadP99: percentile(perTrade, 0.99),
+  };
+}
+
+/** BENCH_DEBUG: latency by the size of the upstream read a trade came in, on stderr. */
+function debugLatency(
+  stamps: { ids: Float64Array; times: Float64Array },
+  reports: ClientReport[],
+): void {
+  const size = new Map<number, number>();
+  const arrival = new Map<number, number>();
+  for (let i = 0; i < stamps.ids.length;) {
+    let j = i + 1;
+    while (j < stamps.ids.length && stamps.times[j] === stamps.times[i]) j++;
+    for (let k = i; k < j; k++) {
+      size.set(stamps.ids[k]!, j - i);
+      arrival.set(stamps.ids[k]!, stamps.times[k]!);
+    }
+    i = j;
+  }
+  const by = new Map<number, number[]>();
+  const worst: [number, number, number][] = [];
+  for (const r of reports) {
+    for (let i = 0; i < r.ids.length; i++) {
+      const n = size.get(r.ids[i]!);
+      const at = arrival.get(r.ids[i]!);
+      if (n === undefined || at === undefined) continue;
+      const l = r.times[i]! - at;
+      const key = Math.min(n, 10);
+      (by.get(key) ?? by.set(key, []).get(key)!).push(l);
+      worst.push([l, n, at]);
+    }
+  }
+  for (const [n, ls] of [...by].sort((a, b) => a[0] - b[0])) {
+    const sorted = Float64Array.from(ls).sort();
+    process.stderr.write(
+      `  read of ${n}${n === 10 ? '+' : ''}: ${ls.length} msgs, p50 ${percentile(sorted, 0.5).toFixed(2)} p99 ${percentile(sorted, 0.99).toFixed(2)} max ${sorted[sorted.length - 1]!.toFixed(2)}\n`,
+    );
+  }
+  worst.sort((a, b) => b[0] - a[0]);
+  const t0 = stamps.times[0] ?? 0;
+  const seen = new Set<number>();
+  for (const [l, n, at] of worst) {
+    if (seen.has(at) || seen.size >= 12) continue;
+    seen.add(at);
+    process.stderr.write(
+      `  worst: ${l.toFixed(2)} ms, read of ${n} at +${(at - t0).toFixed(0)} ms\n`,
+    );
+  }
 }
 
 /** Client receipt minus upstream arrival, per delivered message that has both stamps. */

@@ -24,7 +24,8 @@ import { pin, pinning } from './ipc.js';
 import { SCENARIOS, machine, summarize, table, writeDocs, type BookResult } from './report.js';
 
 const quick = process.argv.includes('--quick');
-const writeDocsToo = !quick || process.argv.includes('--write-docs');
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+const writeDocsToo = !only && (!quick || process.argv.includes('--write-docs'));
 
 function layout(): CpuLayout {
   const cpus = availableParallelism();
@@ -133,11 +134,16 @@ async function main(): Promise<void> {
     `${quick ? 'quick' : 'full'} run; server CPU ${cpuLayout.server ?? 'unpinned'}, others ${cpuLayout.others ?? 'unpinned'}`,
   );
   const fanout: { scenario: string; result: FanoutResult }[] = [];
-  for (const sc of scenarios()) {
-    for (const kind of sc.kinds) {
+  // --only=<text>: the scenarios whose name contains it (and optionally `:kind`), for profiling
+  const [onlyName, onlyKind] = only?.split(':') ?? [];
+  for (const sc of scenarios().filter((s) => !onlyName || s.name.includes(onlyName))) {
+    for (const kind of sc.kinds.filter((k) => !onlyKind || k === onlyKind)) {
       log(`${sc.name}: ${kind}`);
       const result = await runFanout({ kind, ...sc.spec }, cpuLayout);
       fanout.push({ scenario: sc.name, result });
+      log(
+        `  ${Math.round(result.deliveredPerSec)} msg/s, ${result.cpuUsPerMessage.toFixed(2)} µs CPU/msg, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms; trades per upstream read: mean ${result.tradesPerReadMean.toFixed(2)}, p99 ${result.tradesPerReadP99}`,
+      );
     }
   }
   const memory: MemoryResult[] = [];

@@ -101,7 +101,12 @@ async function startGatewayKind(start: ServerStart): Promise<string> {
     },
     {
       logger,
-      tuning: start.kind === 'naive' ? { sharedDelivery: false } : {},
+      tuning:
+        start.kind === 'naive'
+          ? { sharedDelivery: false }
+          : process.env.BENCH_COALESCE_MS
+            ? { sharedDelivery: { coalesceMs: Number(process.env.BENCH_COALESCE_MS) } }
+            : {},
     },
   );
   const streams = gateway.streams;
