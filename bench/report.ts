@@ -55,6 +55,8 @@ export const SCENARIOS = {
   /** the latency targets: ~100k msg/s, 10 subscriptions per socket */
   load: '1000 subs, 1 topic, 100k msg/s, 10/socket',
   big: '5000 subs, 1 topic, 100k msg/s, 10/socket',
+  /** 5000 subscribers, one socket each (full run only) */
+  bigOneSocketEach: '5000 subs, 1 topic',
 } as const;
 
 const TARGETS = {
@@ -74,6 +76,10 @@ function find(rows: Row[], scenario: string, kind: FanoutResult['kind']): Fanout
 function ratio(a: FanoutResult | undefined, b: FanoutResult | undefined): number | null {
   if (!a || !b) return null;
   return round(a.messagesPerCpuSecond / b.messagesPerCpuSecond, 2);
+}
+
+function p99Of(r: FanoutResult | undefined): number | null {
+  return r ? round(r.p99Ms, 2) : null;
 }
 
 function round(x: number, digits = 0): number {
@@ -124,6 +130,12 @@ export function summarize(rows: Row[], memory: MemoryResult[], book: BookResult)
     deliveredPerSecondAtLatency: load ? round(load.deliveredPerSec) : null,
     p99AddedLatencyMs5000: big ? round(big.p99Ms, 2) : null,
     deliveredPerSecondAt5000: big ? round(big.deliveredPerSec) : null,
+    // the same targets with one socket per subscriber, gateway and raw ws (see the caveats)
+    p99OneSocketEachMs: p99Of(gw),
+    p99OneSocketEachRawMs: p99Of(raw),
+    deliveredPerSecondOneSocketEach: gw ? round(gw.deliveredPerSec) : null,
+    p99OneSocketEachMs5000: p99Of(find(rows, SCENARIOS.bigOneSocketEach, 'gateway')),
+    p99OneSocketEachRawMs5000: p99Of(find(rows, SCENARIOS.bigOneSocketEach, 'raw')),
     heapBytesPerIdleSubscription: mem ? round(mem.heapBytesPerIdleSubscription) : null,
     rssBytesPerIdleSubscription: mem ? round(mem.rssBytesPerIdleSubscription) : null,
     heapBytesPerConnection: mem ? round(mem.heapBytesPerConnection) : null,
@@ -431,8 +443,8 @@ ${bookTable(book, true)}
 | --- | --- | --- |
 | throughput per core ≥ 0.6 × raw ws (1000 subscribers, one topic) | ${s.fanoutRatioVsRawWs ?? '–'}× (same load as naive: ${s.fanoutRatioVsRawWsSameLoad ?? '–'}×; 10/socket: ${s.fanoutRatioVsRawWsMultiplexed ?? '–'}×) | ${verdict(t.throughputVsRawWs)} |
 | throughput per core ≥ 6 × naive | ${s.fanoutRatioVsNaive ?? '–'}× (same load: ${s.fanoutRatioVsNaiveSameLoad ?? '–'}×; 10/socket: ${s.fanoutRatioVsNaiveMultiplexed ?? '–'}×) | ${verdict(t.throughputVsNaive)} |
-| p99 added latency ≤ 10 ms at 100k msg/s | ${s.p99AddedLatencyMs ?? '–'} ms at ${fmt(Number(s.deliveredPerSecondAtLatency))} msg/s | ${verdict(t.p99At100k)} |
-| p99 added latency ≤ 50 ms at 5000 subscribers | ${s.p99AddedLatencyMs5000 ?? '–'} ms at ${fmt(Number(s.deliveredPerSecondAt5000))} msg/s | ${verdict(t.p99At5000)} |
+| p99 added latency ≤ 10 ms at 100k msg/s | ${s.p99AddedLatencyMs ?? '–'} ms at ${fmt(Number(s.deliveredPerSecondAtLatency))} msg/s, 10/socket (one socket each: ${s.p99OneSocketEachMs ?? '–'} ms at ${fmt(Number(s.deliveredPerSecondOneSocketEach))} msg/s; raw ws ${s.p99OneSocketEachRawMs ?? '–'} ms) | ${verdict(t.p99At100k)} |
+| p99 added latency ≤ 50 ms at 5000 subscribers | ${s.p99AddedLatencyMs5000 ?? '–'} ms at ${fmt(Number(s.deliveredPerSecondAt5000))} msg/s, 10/socket (one socket each: ${s.p99OneSocketEachMs5000 ?? '–'} ms; raw ws ${s.p99OneSocketEachRawMs5000 ?? '–'} ms) | ${verdict(t.p99At5000)} |
 | ≤ 8 KB heap per idle subscription | ${fmt(Number(s.heapBytesPerIdleSubscription))} B | ${verdict(t.heapPerIdleSubscription)} |
 | ≥ 1M order-book level updates/s | ${fmt(book.levelUpdatesPerSecond)} | ${verdict(t.bookUpdates)} |
 | top-20 read < 1 µs | ${book.top20ReadNs} ns cached, ${book.top20RebuildNs} ns rebuilt | ${verdict(t.top20Read)} |
@@ -445,6 +457,12 @@ ${bookTable(book, true)}
   dominates the cost of a message: in the \`${SCENARIOS.compare}\` row raw ws itself is
   ${fmt(Number(s.rawVsNaiveSameLoad), 1)}× the naive server and the gateway ${s.fanoutRatioVsNaiveSameLoad ?? '–'}×. The ratios grow with load
   and with subscriptions per socket, where one syscall carries many frames.
+- The latency verdicts are read with 10 subscriptions per socket. With one socket per
+  subscriber every trade costs one write syscall per socket, and on this machine such a write
+  costs 5 µs (clients busy) to 14 µs (clients asleep, so each write also wakes one) of the
+  server's CPU: a trade reaches the 5000th socket 25–70 ms after it arrived, for raw ws as for
+  the gateway, whatever the server does in user space. Those rows' p99 is in the table above
+  and beside each verdict; they are the floor of one core doing one syscall per socket here.
 
 Summary as printed by the run:
 
