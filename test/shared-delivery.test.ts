@@ -199,6 +199,58 @@ describe('shared delivery over real sockets', () => {
     expect(a.binaryFrames + b.binaryFrames).toBe(0);
   });
 
+  it('many subscriptions on one socket: every frame intact and in order, protocol messages between', async () => {
+    const s = await stack({ tickMs: 10, highRate: true });
+    const c = await raw(s);
+    const ids = ['t1', 't2', 't3', 't4', 't5', 't6'];
+    for (const id of ids) c.subscribe(id, TRADES, { symbol: 'BTCUSDT' });
+    c.subscribe('book', BOOK, { symbol: 'BTCUSDT', depth: 5 });
+    await waitFor(() => ids.every((id) => c.nextCount(id) >= 20), 20_000, 'trades on every id');
+    // while data flows: an operation that fails alone, one that completes, one more that joins
+    c.subscribe('bad', TRADES, { symbol: 'NOPEUSDT' });
+    c.ws.send(JSON.stringify({ id: 't6', type: 'complete' }));
+    c.subscribe('t7', TRADES, { symbol: 'BTCUSDT' });
+    await waitFor(() => c.frames.includes('{"id":"bad","type":"complete"}'), 5_000, 'complete');
+    await waitFor(() => c.nextCount('t7') >= 20, 20_000, 'trades on the late id');
+    const layer = shared(s);
+    const before = layer.stats().executions;
+    await waitFor(() => layer.stats().executions >= before + 20, 20_000, 'more events');
+
+    // every frame is one whole JSON message (frames of a batch are built into one buffer)
+    const messages = c.frames.map(
+      (f) => JSON.parse(f) as { id?: string; type: string; payload?: unknown },
+    );
+    const tradeIds = new Map<string, number[]>();
+    for (const m of messages) {
+      if (m.type !== 'next' || !m.id || m.id === 'book' || m.id === 'bad') continue;
+      const trade = (m.payload as { data: { trades: { aggregateTradeId: number } } }).data.trades;
+      const list = tradeIds.get(m.id) ?? [];
+      list.push(trade.aggregateTradeId);
+      tradeIds.set(m.id, list);
+    }
+    // per subscription: strictly increasing ids, no gap, and the same sequence as its neighbours
+    for (const [id, list] of tradeIds) {
+      for (let i = 1; i < list.length; i++) {
+        expect(list[i], `${id} #${i}`).toBe(list[i - 1]! + 1);
+      }
+    }
+    const t1 = tradeIds.get('t1')!;
+    for (const id of ['t2', 't3', 't4', 't5']) {
+      expect(tradeIds.get(id)!.slice(0, t1.length)).toEqual(t1.slice(0, tradeIds.get(id)!.length));
+    }
+    // the completed one got nothing after its complete, the late one joins mid-stream
+    expect(tradeIds.get('t6')!.length).toBeLessThan(t1.length);
+    expect(tradeIds.get('t7')![0]).toBeGreaterThan(t1[0]!);
+    // the bad one: its coded error, then its complete, in that order
+    const bad = c.frames.filter((f) => f.startsWith('{"id":"bad"'));
+    expect(bad).toHaveLength(2);
+    expect(bad[0]).toContain('"type":"next"');
+    expect(bad[0]).toContain('BAD_USER_INPUT');
+    expect(bad[1]).toBe('{"id":"bad","type":"complete"}');
+    expect(c.nextCount('book')).toBeGreaterThan(0);
+    expect(c.closeCode).toBeUndefined();
+  });
+
   it('different variables or selections make different groups; a group ends with its last member', async () => {
     const s = await stack();
     const c = client(s);

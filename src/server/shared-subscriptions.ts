@@ -329,6 +329,34 @@ type Settled = { done: true } | { done: false; error: unknown };
 const TEXT_FRAME = { binary: false } as const;
 const FRAME_END = 0x7d; // '}'
 
+/** Bytes of an unmasked server frame header for a payload of `length` (RFC 6455 §5.2). */
+function frameHeaderLength(length: number): number {
+  return length < 126 ? 2 : length < 65_536 ? 4 : 10;
+}
+
+/**
+ * Writes one text frame (FIN, unmasked) carrying `prefix` + `body` + `}` into `out` at `at`;
+ * returns the offset after it.
+ */
+function writeFrame(out: Buffer, at: number, prefix: Buffer, body: Buffer): number {
+  const length = prefix.length + body.length + 1;
+  const head = frameHeaderLength(length);
+  out[at] = 0x81;
+  if (head === 2) out[at + 1] = length;
+  else if (head === 4) {
+    out[at + 1] = 126;
+    out.writeUInt16BE(length, at + 2);
+  } else {
+    out[at + 1] = 127;
+    out.writeUInt32BE(0, at + 2);
+    out.writeUInt32BE(length, at + 6);
+  }
+  prefix.copy(out, at + head);
+  body.copy(out, at + head + prefix.length);
+  out[at + head + length - 1] = FRAME_END;
+  return at + head + length;
+}
+
 /** The groups of one gateway, and the outlets (one per socket) they write to. */
 export class SharedDelivery {
   readonly options: SharedDeliveryOptions;
@@ -427,6 +455,11 @@ export class SharedDelivery {
     if ((++this.writesInBatch & 63) === 0 && this.corked.length > 0) {
       if (performance.now() - this.batchStartedAt > this.options.coalesceMs) this.uncorkAll();
     }
+  }
+
+  /** Ends the current batch now: every held frame is written (before a shutdown's closes). */
+  flush(): void {
+    this.uncorkAll();
   }
 
   private uncorkAll(): void {
@@ -721,13 +754,17 @@ export class Outlet {
   private readonly members = new Set<Member>();
   private readonly waiting = new Set<Member>();
   private closing = false;
-  /** corked by the current coalescing batch */
-  private corked = false;
+  /** in the current coalescing batch (frames held, or the socket corked) */
+  private inBatch = false;
   /**
-   * Bytes written in the current batch: they sit in the corked socket's buffer by design, so
-   * they are not backpressure (`backedUp` looks at what was left over from earlier batches).
+   * The current batch's messages, held as (prefix, body) pairs until the batch ends and then
+   * written as one buffer: one allocation and one write per socket per batch, whatever the
+   * number of subscriptions and events (direct framing only). They are not in `bufferedAmount`
+   * yet, so they never count as backpressure; anything else written to the socket first calls
+   * `flushHeld`, so the order on the wire is the order of the calls.
    */
-  private batchBytes = 0;
+  private held: Buffer[] = [];
+  private heldBytes = 0;
   private readonly coalesce: boolean;
   /** frames are built here and written to `raw` (no extension negotiated), see `send` */
   private readonly direct: boolean;
@@ -747,12 +784,34 @@ export class Outlet {
     raw.on('drain', this.onDrain);
   }
 
-  /** @internal Ends this socket's part of a coalescing batch: its frames leave in one writev. */
+  /** @internal Ends this socket's part of a coalescing batch: its frames leave in one write. */
   uncorkBatch(): void {
-    if (!this.corked) return;
-    this.corked = false;
-    this.batchBytes = 0;
-    this.raw.uncork();
+    if (!this.inBatch) return;
+    this.inBatch = false;
+    if (this.direct) this.flushHeld();
+    else this.raw.uncork();
+  }
+
+  /**
+   * Writes the held frames now, as one buffer. Called at the end of a batch and before anything
+   * else is written to or closes the socket (graphql-ws messages, closes), so nothing overtakes
+   * them. Dropped if the socket is no longer open (no data may follow a close frame).
+   */
+  flushHeld(): void {
+    const held = this.held;
+    if (held.length === 0) return;
+    const total = this.heldBytes;
+    this.held = [];
+    this.heldBytes = 0;
+    if (this.socket.readyState !== 1) return;
+    const out = Buffer.allocUnsafe(total);
+    let at = 0;
+    for (let i = 0; i < held.length; i += 2) {
+      const prefix = held[i]!;
+      const body = held[i + 1]!;
+      at = writeFrame(out, at, prefix, body);
+    }
+    this.raw.write(out);
   }
 
   /** The socket is open (not closing or closed). */
@@ -761,56 +820,42 @@ export class Outlet {
   }
 
   /**
-   * True while the socket holds more than the high-water mark the kernel did not take (bytes
-   * of the current coalescing batch aside), or is no longer open.
+   * True while the socket holds more than the high-water mark the kernel did not take (the
+   * current batch's held frames aside), or is no longer open.
    */
   backedUp(): boolean {
-    return (
-      this.socket.readyState !== 1 || this.socket.bufferedAmount - this.batchBytes > this.highWater
-    );
+    return this.socket.readyState !== 1 || this.socket.bufferedAmount > this.highWater;
   }
 
   /**
    * @internal Writes one `next` message: `prefix` (`{"id":…,"type":"next","payload":`), the
-   * shared `body`, and `}`, built into one buffer. Where no WebSocket extension was negotiated
-   * (the gateway's server never offers permessage-deflate) ws' sender keeps no queue of its own,
-   * so the frame is built here (FIN + text opcode, unmasked, RFC 6455 §5.2) and written straight
-   * to the TCP socket: one allocation and one write per subscriber, and byte-for-byte what
-   * `ws.send` would write. Otherwise `ws.send` frames it.
+   * shared `body`, and `}`. Where no WebSocket extension was negotiated (the gateway's server
+   * never offers permessage-deflate) ws' sender keeps no queue of its own, so the frame is built
+   * here (FIN + text opcode, unmasked, RFC 6455 §5.2), byte-for-byte what `ws.send` would write,
+   * and goes straight to the TCP socket: held until the batch ends when coalescing, at once
+   * otherwise. Where an extension was negotiated, `ws.send` frames it (inside a cork).
    */
   send(prefix: Buffer, body: Buffer): void {
     if (this.socket.readyState !== 1) return;
-    if (!this.corked && this.coalesce) {
-      this.corked = true;
-      this.raw.cork();
+    if (!this.inBatch && this.coalesce) {
+      this.inBatch = true;
+      if (!this.direct) this.raw.cork();
       this.owner.cork(this);
     }
     const length = prefix.length + body.length + 1;
-    if (this.direct) {
-      const head = length < 126 ? 2 : length < 65_536 ? 4 : 10;
-      const frame = Buffer.allocUnsafe(head + length);
-      frame[0] = 0x81;
-      if (head === 2) frame[1] = length;
-      else if (head === 4) {
-        frame[1] = 126;
-        frame.writeUInt16BE(length, 2);
-      } else {
-        frame[1] = 127;
-        frame.writeUInt32BE(0, 2);
-        frame.writeUInt32BE(length, 6);
-      }
-      prefix.copy(frame, head);
-      body.copy(frame, head + prefix.length);
-      frame[head + length - 1] = FRAME_END;
+    if (this.direct && this.coalesce) {
+      this.held.push(prefix, body);
+      this.heldBytes += frameHeaderLength(length) + length;
+    } else if (this.direct) {
+      const frame = Buffer.allocUnsafe(frameHeaderLength(length) + length);
+      writeFrame(frame, 0, prefix, body);
       this.raw.write(frame);
-      if (this.corked) this.batchBytes += frame.length;
     } else {
       const message = Buffer.allocUnsafe(length);
       prefix.copy(message, 0);
       body.copy(message, prefix.length);
       message[length - 1] = FRAME_END;
       this.socket.send(message, TEXT_FRAME);
-      if (this.corked) this.batchBytes += length;
     }
     this.owner.wrote();
   }
@@ -879,12 +924,15 @@ export class Outlet {
       code: SLOW_CONSUMER_CLOSE_CODE,
       bufferedBytes: this.socket.bufferedAmount,
     });
+    this.flushHeld();
     this.socket.close(SLOW_CONSUMER_CLOSE_CODE, SLOW_CONSUMER_CLOSE_REASON);
     for (const m of [...this.members]) m.abort();
   }
 
   /** The socket closed: stop listening for its drain. */
   dispose(): void {
+    this.held = [];
+    this.heldBytes = 0;
     this.owner.outlets.delete(this);
     this.raw.off('drain', this.onDrain);
     for (const m of [...this.members]) m.abort();

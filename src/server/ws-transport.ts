@@ -277,9 +277,14 @@ export function attachWsTransport(params: WsTransportParams): WsTransport {
         send: (data) =>
           new Promise<void>((resolve, reject) => {
             if (socket.readyState !== socket.OPEN) return resolve();
+            // shared-delivery frames held for this tick's batch go first: wire order = call order
+            outlet?.flushHeld();
             socket.send(data, (err) => (err ? reject(err) : resolve()));
           }),
-        close: (code, reason) => socket.close(code, reason),
+        close: (code, reason) => {
+          outlet?.flushHeld();
+          socket.close(code, reason);
+        },
         onMessage: (cb) =>
           socket.on('message', (data) => {
             cb(String(data)).catch((err: unknown) => {
@@ -307,6 +312,7 @@ export function attachWsTransport(params: WsTransportParams): WsTransport {
     shared,
     close() {
       clearInterval(keepAlive);
+      shared?.flush();
     },
   };
 }
