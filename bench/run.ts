@@ -53,7 +53,7 @@ function scenarios(): Scenario[] {
   const timing = quick
     ? { warmupMs: 500, measureMs: 2_500 }
     : { warmupMs: 1_500, measureMs: 5_000 };
-  const all: Kind[] = ['gateway', 'raw', 'naive'];
+  const all: Kind[] = ['gateway', 'raw', 'naive', 'plain'];
   const fast: Kind[] = ['gateway', 'raw'];
   const one = { topics: 1, ...timing };
   // Comparison rows offer a load all three servers carry (the naive one stalls far beyond it),
@@ -62,7 +62,7 @@ function scenarios(): Scenario[] {
   // targets (100k msg/s, with 10 subscriptions per socket so the clients keep up).
   const compare1000: Scenario = {
     name: SCENARIOS.compare,
-    kinds: quick ? ['naive'] : all,
+    kinds: quick ? ['naive', 'plain'] : all,
     spec: { subscribers: 1000, subsPerSocket: 1, tradeRatePerSec: 15, ...one },
   };
   const capacity: Scenario = {

@@ -5,6 +5,10 @@
  * - `gateway`: the gateway as shipped (shared delivery on).
  * - `naive`: the same gateway with `sharedDelivery: false`: every subscriber executes its own
  *   operation through graphql-ws and yoga, which is what a plain yoga + graphql-ws server does.
+ * - `plain`: the textbook setup, as yoga's documentation wires graphql-ws: a fresh `createYoga`
+ *   with the gateway's schema and services (no plugins of ours) and graphql-ws' own `useServer`
+ *   on a `ws` server; every subscriber executes its own operation. It checks that `naive` (which
+ *   keeps the gateway's transport and limits) is a fair stand-in for "plain yoga + graphql-ws".
  * - `raw`: a bare `ws` server that, for each upstream aggTrade, builds the gateway's frame once
  *   and broadcasts the same Buffer to every socket of that symbol: the practical limit on this
  *   runtime.
@@ -14,15 +18,22 @@
  * aggregate trade id; clients stamp their receipt of the same id. For the gateway the stamp is
  * taken where the stream manager hands the parsed frame to its listener (JSON parse included).
  */
+import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
+import type { ExecutionArgs } from 'graphql';
+import type { OperationResult } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { createYoga } from 'graphql-yoga';
 import WebSocket, { WebSocketServer } from 'ws';
+import { schema } from '../src/schema/schema.js';
+import type { GatewayContext } from '../src/schema/context.js';
 import { startGateway, type GatewayHandle } from '../src/gateway.js';
 import type { StreamListener } from '../src/binance/stream-manager.js';
 import { createLogger } from '../src/log.js';
 import { monoMs } from './clock.js';
 import { serve } from './ipc.js';
 
-export type ServerKind = 'gateway' | 'naive' | 'raw';
+export type ServerKind = 'gateway' | 'naive' | 'plain' | 'raw';
 
 export interface ServerStart {
   kind: ServerKind;
@@ -140,6 +151,68 @@ async function startGatewayKind(start: ServerStart): Promise<string> {
   return gateway.url.replace(/^http/, 'ws');
 }
 
+/** What `onSubscribe` hands graphql-ws: yoga's enveloped execute/subscribe ride on rootValue. */
+interface Enveloped {
+  execute: (args: ExecutionArgs) => OperationResult;
+  subscribe: (args: ExecutionArgs) => OperationResult;
+}
+
+let plainServer: Server | undefined;
+
+/**
+ * The gateway runs for its services (stream manager, books, hub); subscribers talk to a second
+ * server on its own port: yoga + graphql-ws `useServer`, as in yoga's documentation.
+ */
+async function startPlainKind(start: ServerStart): Promise<string> {
+  await startGatewayKind({ ...start, kind: 'naive' });
+  const gw = gateway!;
+  const yoga = createYoga<Record<string, unknown>, GatewayContext>({
+    schema,
+    context: () => ({
+      market: gw.market,
+      account: gw.account,
+      status: gw.status,
+      credentials: undefined,
+    }),
+    logging: false,
+  });
+  const server = createServer(yoga);
+  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
+  useServer(
+    {
+      execute: (args) => (args.rootValue as Enveloped).execute(args),
+      subscribe: (args) => (args.rootValue as Enveloped).subscribe(args),
+      onSubscribe: async (ctx, _id, params) => {
+        const {
+          schema: s,
+          execute,
+          subscribe,
+          contextFactory,
+          parse,
+          validate,
+        } = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params });
+        const args: ExecutionArgs = {
+          schema: s,
+          operationName: params.operationName ?? null,
+          document: parse(params.query),
+          variableValues: params.variables ?? null,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe } satisfies Enveloped,
+        };
+        const errors = validate(args.schema, args.document);
+        if (errors.length) return errors;
+        return args;
+      },
+    },
+    wss,
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  plainServer = server;
+  const addr = server.address();
+  if (typeof addr === 'string' || addr === null) throw new Error('no address');
+  return `ws://127.0.0.1:${addr.port}/graphql`;
+}
+
 const TEXT = { binary: false } as const;
 
 async function startRawKind(start: ServerStart): Promise<string> {
@@ -220,7 +293,12 @@ async function startRawKind(start: ServerStart): Promise<string> {
 serve({
   async start(arg) {
     const start = arg as ServerStart;
-    const url = start.kind === 'raw' ? await startRawKind(start) : await startGatewayKind(start);
+    const url =
+      start.kind === 'raw'
+        ? await startRawKind(start)
+        : start.kind === 'plain'
+          ? await startPlainKind(start)
+          : await startGatewayKind(start);
     return { url, pid: process.pid };
   },
   sample(): ServerSample {
@@ -257,6 +335,8 @@ serve({
     return out;
   },
   async close() {
+    plainServer?.closeAllConnections();
+    plainServer?.close();
     if (gateway) await gateway.close();
     if (raw) {
       raw.upstream.terminate();

@@ -38,6 +38,15 @@ describe('benchmark rig', () => {
     expect(r.sentPerSec / r.deliveredPerSec).toBeLessThan(1.25);
   }, 60_000);
 
+  it('serves the textbook yoga + useServer reference, one execution per subscriber', async () => {
+    const r = await runFanout({ kind: 'plain', ...small }, layout);
+    expect(r.errors).toBe(0);
+    expect(r.deliveredPerSec).toBeGreaterThan(0);
+    expect(r.latencySamples).toBeGreaterThan(0);
+    // graphql-ws' own useServer sends every frame through ws (counted by the server process)
+    expect(r.sentPerSec / r.deliveredPerSec).toBeGreaterThan(0.8);
+  }, 60_000);
+
   it('measures the raw ws reference with the same client and stamps', async () => {
     const r = await runFanout({ kind: 'raw', ...small }, layout);
     expect(r.errors).toBe(0);
