@@ -37,10 +37,10 @@ import type { Logger } from '../log.js';
  * before. When in doubt, a field stays out of the table.
  *
  * Per subscriber, what is left is framing and a write: the frame (`prefix` + shared body + `}`,
- * with the WebSocket header) is built in one buffer and written to the TCP socket, and writes
- * are coalesced: a socket stays corked while the current tick fans out (every event of one
- * upstream read, at most `coalesceMs`), so a socket with several subscriptions, or several
- * events in a burst, costs one `writev` rather than one syscall per frame.
+ * with the WebSocket header), and writes are coalesced: while the current tick fans out (every
+ * event of one upstream read, at most `coalesceMs`) a socket's messages are held, then framed
+ * into one buffer and written to the TCP socket at once, so a socket with several
+ * subscriptions, or several events in a burst, costs one allocation and one syscall.
  *
  * Slow sockets: each member looks at its socket's `bufferedAmount` before writing. While the
  * socket is backed up, the member keeps what the data's policy allows (`latest`: only the newest
