@@ -55,6 +55,8 @@ export interface FanoutResult extends FanoutSpec {
    */
   tradesPerReadMean: number;
   tradesPerReadP99: number;
+  /** when the row is the median of several runs: each run's messages per CPU-second */
+  runsMessagesPerCpuSecond?: number[];
 }
 
 export const TRADES_QUERY =

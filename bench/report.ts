@@ -87,7 +87,15 @@ function round(x: number, digits = 0): number {
   return Math.round(x * f) / f;
 }
 
-export type Summary = Record<string, number | boolean | null | Record<string, boolean | null>>;
+export type Summary = Record<
+  string,
+  number | boolean | null | number[] | Record<string, boolean | null>
+>;
+
+/** Every run's messages per CPU-second of a median row (empty for a single run). */
+function runsOf(r: FanoutResult | undefined): number[] {
+  return (r?.runsMessagesPerCpuSecond ?? []).map((v) => round(v));
+}
 
 /**
  * Per-core throughput of each server is its delivered messages per second of CPU time at the
@@ -135,6 +143,11 @@ export function summarize(rows: Row[], memory: MemoryResult[], book: BookResult)
     naiveMessagesPerCpuSecond: naive ? round(naive.messagesPerCpuSecond) : null,
     naiveOwnMessagesPerCpuSecond: naiveOwn ? round(naiveOwn.messagesPerCpuSecond) : null,
     plainMessagesPerCpuSecond: plain ? round(plain.messagesPerCpuSecond) : null,
+    // each run's figure where the rows are medians of several runs (full run)
+    gatewayRuns: runsOf(gw),
+    rawWsRuns: runsOf(raw),
+    naiveRuns: runsOf(naiveOwn),
+    plainRuns: runsOf(plain),
     p50AddedLatencyMs: load ? round(load.p50Ms, 2) : null,
     p99AddedLatencyMs: load ? round(load.p99Ms, 2) : null,
     deliveredPerSecondAtLatency: load ? round(load.deliveredPerSec) : null,
@@ -365,6 +378,31 @@ function escapeXml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
+/** Below the targets: every run behind the median rows the throughput targets read. */
+function runsNote(s: Record<string, unknown>): string {
+  const list = (k: string): string =>
+    Array.isArray(s[k]) && s[k].length > 0 ? (s[k] as number[]).map((v) => fmt(v)).join(', ') : '';
+  const parts = [
+    ['gateway', 'gatewayRuns'],
+    ['raw ws', 'rawWsRuns'],
+    ['naive', 'naiveRuns'],
+    ['plain', 'plainRuns'],
+  ]
+    .map(([name, key]) => [name, list(key!)])
+    .filter(([, v]) => v !== '')
+    .map(([name, v]) => `${name} ${v}`);
+  if (parts.length === 0) return '';
+  const n = Math.max(
+    ...['gatewayRuns', 'rawWsRuns', 'naiveRuns', 'plainRuns'].map((k) =>
+      Array.isArray(s[k]) ? s[k].length : 0,
+    ),
+  );
+  return `
+The throughput rows are each the median of ${n} runs (fresh processes, servers
+interleaved); messages per CPU-second of every run: ${parts.join('; ')}.
+`;
+}
+
 function verdict(v: unknown): string {
   return v === true ? 'met' : v === false ? '**missed**' : 'not measured';
 }
@@ -469,7 +507,7 @@ ${bookTable(book, true)}
 | ≤ 8 KB heap per idle subscription | ${fmt(Number(s.heapBytesPerIdleSubscription))} B | ${verdict(t.heapPerIdleSubscription)} |
 | ≥ 1M order-book level updates/s | ${fmt(book.levelUpdatesPerSecond)} | ${verdict(t.bookUpdates)} |
 | top-20 read < 1 µs | ${book.top20ReadNs} ns cached, ${book.top20RebuildNs} ns rebuilt | ${verdict(t.top20Read)} |
-
+${runsNote(s)}
 ## Caveats
 
 - One window per row, over clustered (Hawkes-like) trade arrivals: tail latencies move by a factor
