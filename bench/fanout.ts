@@ -111,7 +111,12 @@ export async function withStack<T>(
     }
     return await body({ server, url, clients });
   } finally {
-    await Promise.all(children.reverse().map((c) => c.stop()));
+    // the server first: clients vanishing under a live server made graphql-ws' useServer (the
+    // plain reference) print a stack for every write that hit a reset socket
+    const [simulator, server, ...clients] = children;
+    if (server) await server.stop();
+    await Promise.all(clients.map((c) => c.stop()));
+    if (simulator) await simulator.stop();
   }
 }
 
