@@ -323,6 +323,9 @@ serve({
     return { heapUsed: mem.heapUsed, rss: mem.rss };
   },
   stampsStart() {
+    if (process.env.BENCH_DEBUG) {
+      process.stderr.write(`  server: window opens at ${performance.now().toFixed(0)} ms\n`);
+    }
     stamps.on = true;
     stamps.ids = [];
     stamps.times = [];
