@@ -15,7 +15,7 @@ const small: Omit<FanoutSpec, 'kind'> = {
   subsPerSocket: 2,
   tradeRatePerSec: 60,
   warmupMs: 300,
-  measureMs: 1_500,
+  measureMs: 2_000,
 };
 
 describe('benchmark rig', () => {
@@ -33,9 +33,10 @@ describe('benchmark rig', () => {
     expect(r.p50Ms).toBeGreaterThan(0);
     expect(r.p99Ms).toBeGreaterThanOrEqual(r.p50Ms);
     expect(r.tradesPerReadMean).toBeGreaterThanOrEqual(1);
-    // the server's frame count and the clients' message count describe the same traffic
-    expect(r.sentPerSec / r.deliveredPerSec).toBeGreaterThan(0.8);
-    expect(r.sentPerSec / r.deliveredPerSec).toBeLessThan(1.25);
+    // the server's frame count and the clients' message count describe the same traffic (their
+    // windows differ by a few ms of IPC, and trades come in bursts: no tight bound)
+    expect(r.sentPerSec / r.deliveredPerSec).toBeGreaterThan(0.6);
+    expect(r.sentPerSec / r.deliveredPerSec).toBeLessThan(1.6);
   }, 60_000);
 
   it('serves the textbook yoga + useServer reference, one execution per subscriber', async () => {
@@ -44,7 +45,8 @@ describe('benchmark rig', () => {
     expect(r.deliveredPerSec).toBeGreaterThan(0);
     expect(r.latencySamples).toBeGreaterThan(0);
     // graphql-ws' own useServer sends every frame through ws (counted by the server process)
-    expect(r.sentPerSec / r.deliveredPerSec).toBeGreaterThan(0.8);
+    expect(r.sentPerSec / r.deliveredPerSec).toBeGreaterThan(0.6);
+    expect(r.sentPerSec / r.deliveredPerSec).toBeLessThan(1.6);
   }, 60_000);
 
   it('measures the raw ws reference with the same client and stamps', async () => {
