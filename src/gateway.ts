@@ -95,7 +95,13 @@ export async function startGateway(
     userStreams: () => account.status(),
     deliveryCounters: () => {
       const c = http.deliveryCounters();
-      return { delivered: c.delivered, dropped: c.dropped, disconnected: c.disconnected };
+      return {
+        delivered: c.delivered,
+        dropped: c.dropped,
+        disconnected: c.disconnected,
+        executions: c.executions,
+        socketWrites: c.socketWrites,
+      };
     },
   });
   const http = await startGraphQLServer({

@@ -95,6 +95,12 @@ describe('health as data', () => {
     expect(value('gateway_subscribers', '{topic="trades"}')).toBe(1);
     expect(value('gateway_rest_weight_used')).toBeGreaterThan(0);
     expect(value('gateway_messages_delivered_total')).toBeGreaterThan(0);
+    // the book and trades subscriptions are shared: executed once per event, written coalesced
+    expect(value('gateway_shared_executions_total')).toBeGreaterThan(0);
+    expect(value('gateway_socket_writes_total')).toBeGreaterThan(0);
+    expect(value('gateway_socket_writes_total')).toBeLessThanOrEqual(
+      value('gateway_messages_delivered_total'),
+    );
     for (const line of text.split('\n')) {
       if (line === '' || line.startsWith('#')) continue;
       expect(line).toMatch(/^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?\d+(\.\d+)?$/);

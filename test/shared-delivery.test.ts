@@ -251,6 +251,28 @@ describe('shared delivery over real sockets', () => {
     expect(c.closeCode).toBeUndefined();
   });
 
+  it('a socket costs one write per upstream read, however many subscriptions it holds', async () => {
+    const s = await stack({ tickMs: 10, highRate: true });
+    const many = await raw(s);
+    const one = await raw(s);
+    for (let i = 0; i < 10; i++) many.subscribe(`m${i}`, TRADES, { symbol: 'BTCUSDT' });
+    one.subscribe('o', TRADES, { symbol: 'BTCUSDT' });
+    await waitFor(() => one.nextCount('o') >= 3 && many.nextCount('m9') >= 3, 20_000, 'trades');
+    const layer = shared(s);
+    const before = layer.stats();
+    await waitFor(() => layer.stats().executions >= before.executions + 30, 20_000, 'events');
+    const after = layer.stats();
+    const executions = after.executions - before.executions;
+    const frames = after.delivered - before.delivered;
+    const writes = after.socketWrites - before.socketWrites;
+    expect(frames).toBe(11 * executions);
+    // at most one write per socket per event (fewer when events share an upstream read) ...
+    expect(writes).toBeLessThanOrEqual(2 * executions);
+    // ... and at least one per socket per batch: never zero, never one per frame
+    expect(writes).toBeGreaterThan(0);
+    expect(writes).toBeLessThan(frames / 5);
+  });
+
   it('different variables or selections make different groups; a group ends with its last member', async () => {
     const s = await stack();
     const c = client(s);

@@ -184,6 +184,19 @@ export class StatusService implements StatusApi {
     metric('gateway_messages_delivered_total', 'counter', 'Values delivered to subscribers.', [
       [{}, hubStats.delivered + (this.sources.deliveryCounters?.().delivered ?? 0)],
     ]);
+    const shared = this.sources.deliveryCounters?.();
+    metric(
+      'gateway_shared_executions_total',
+      'counter',
+      'GraphQL executions of shared WebSocket subscriptions (one per event per group).',
+      [[{}, shared?.executions ?? 0]],
+    );
+    metric(
+      'gateway_socket_writes_total',
+      'counter',
+      'Socket writes of the shared WebSocket path (one per socket per batch).',
+      [[{}, shared?.socketWrites ?? 0]],
+    );
     metric('gateway_messages_dropped_total', 'counter', 'Values dropped for slow subscribers.', [
       [{}, hubStats.dropped + (this.sources.deliveryCounters?.().dropped ?? 0)],
     ]);

@@ -307,6 +307,8 @@ export interface DeliveryCounters {
   executions: number;
   /** `next` frames written to sockets by the shared path */
   delivered: number;
+  /** socket writes that carried them (coalescing: one per socket per batch) */
+  socketWrites: number;
   /** payloads replaced by a newer one for a backed-up socket (`latest`) */
   conflated: number;
   /** payloads dropped for a backed-up socket (`drop-oldest`) */
@@ -368,6 +370,7 @@ export class SharedDelivery {
     groupsCreated: 0,
     executions: 0,
     delivered: 0,
+    socketWrites: 0,
     conflated: 0,
     dropped: 0,
     disconnected: 0,
@@ -805,6 +808,7 @@ export class Outlet {
     this.heldBytes = 0;
     if (this.socket.readyState !== 1) return;
     const out = Buffer.allocUnsafe(total);
+    this.owner.counters.socketWrites += 1;
     let at = 0;
     for (let i = 0; i < held.length; i += 2) {
       const prefix = held[i]!;
@@ -850,12 +854,14 @@ export class Outlet {
       const frame = Buffer.allocUnsafe(frameHeaderLength(length) + length);
       writeFrame(frame, 0, prefix, body);
       this.raw.write(frame);
+      this.owner.counters.socketWrites += 1;
     } else {
       const message = Buffer.allocUnsafe(length);
       prefix.copy(message, 0);
       body.copy(message, prefix.length);
       message[length - 1] = FRAME_END;
       this.socket.send(message, TEXT_FRAME);
+      this.owner.counters.socketWrites += 1;
     }
     this.owner.wrote();
   }

@@ -123,6 +123,7 @@ const ZERO_COUNTERS: DeliveryCounters = {
   groupsCreated: 0,
   executions: 0,
   delivered: 0,
+  socketWrites: 0,
   conflated: 0,
   dropped: 0,
   disconnected: 0,
