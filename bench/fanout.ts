@@ -249,6 +249,14 @@ function debugLatency(
   }
   worst.sort((a, b) => b[0] - a[0]);
   const t0 = stamps.times[0] ?? 0;
+  // the first events of the window: arrival (mono) and their latency spread
+  const firsts = [...new Set(stamps.times)].slice(0, 4);
+  for (const at of firsts) {
+    const ls = worst.filter((w) => w[2] === at).map((w) => w[0]);
+    process.stderr.write(
+      `  event at mono ${at.toFixed(1)}: ${ls.length} msgs, min ${Math.min(...ls).toFixed(2)} max ${Math.max(...ls).toFixed(2)}\n`,
+    );
+  }
   const seen = new Set<number>();
   for (const [l, n, at] of worst) {
     if (seen.has(at) || seen.size >= 12) continue;
