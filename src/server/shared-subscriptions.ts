@@ -804,9 +804,11 @@ export class Outlet {
     const held = this.held;
     if (held.length === 0) return;
     const total = this.heldBytes;
-    this.held = [];
     this.heldBytes = 0;
-    if (this.socket.readyState !== 1) return;
+    if (this.socket.readyState !== 1) {
+      held.length = 0;
+      return;
+    }
     const out = Buffer.allocUnsafe(total);
     this.owner.counters.socketWrites += 1;
     let at = 0;
@@ -815,6 +817,7 @@ export class Outlet {
       const body = held[i + 1]!;
       at = writeFrame(out, at, prefix, body);
     }
+    held.length = 0; // the same array serves the next batch
     this.raw.write(out);
   }
 
