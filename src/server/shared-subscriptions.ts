@@ -275,9 +275,10 @@ export interface SharedDeliveryOptions {
   /** at most one "dropping for a slow subscriber" warning per socket per this interval */
   dropLogIntervalMs: number;
   /**
-   * Write coalescing: a socket written to is corked until the work of the current tick is done
-   * (every event that arrived in one upstream read, fanned out), but never longer than this, so
-   * its frames leave in one `writev` instead of one syscall each. 0 writes every frame at once.
+   * Write coalescing: a socket's messages are held until the work of the current tick is done
+   * (every event that arrived in one upstream read, fanned out), but never longer than this,
+   * then leave in one buffer and one write instead of one syscall each. 0 writes every frame at
+   * once.
    *
    * The cap is a guard for pathological reads, not a latency knob: the batch is one read's
    * work, and a socket's bytes cannot leave before that work is done anyway unless the batch is
