@@ -93,16 +93,7 @@ export async function startGateway(
     hub,
     rest,
     userStreams: () => account.status(),
-    deliveryCounters: () => {
-      const c = http.deliveryCounters();
-      return {
-        delivered: c.delivered,
-        dropped: c.dropped,
-        disconnected: c.disconnected,
-        executions: c.executions,
-        socketWrites: c.socketWrites,
-      };
-    },
+    deliveryCounters: () => ({ ...http.deliveryCounters() }),
   });
   const http = await startGraphQLServer({
     port: config.port,

@@ -181,10 +181,10 @@ export class StatusService implements StatusApi {
       'Subscribers per topic kind (book, trades, ticker, account).',
       [...countByKind(hub.subscribersByTopic())].map(([kind, n]) => [{ topic: kind }, n]),
     );
-    metric('gateway_messages_delivered_total', 'counter', 'Values delivered to subscribers.', [
-      [{}, hubStats.delivered + (this.sources.deliveryCounters?.().delivered ?? 0)],
-    ]);
     const shared = this.sources.deliveryCounters?.();
+    metric('gateway_messages_delivered_total', 'counter', 'Values delivered to subscribers.', [
+      [{}, hubStats.delivered + (shared?.delivered ?? 0)],
+    ]);
     metric(
       'gateway_shared_executions_total',
       'counter',
@@ -198,13 +198,13 @@ export class StatusService implements StatusApi {
       [[{}, shared?.socketWrites ?? 0]],
     );
     metric('gateway_messages_dropped_total', 'counter', 'Values dropped for slow subscribers.', [
-      [{}, hubStats.dropped + (this.sources.deliveryCounters?.().dropped ?? 0)],
+      [{}, hubStats.dropped + (shared?.dropped ?? 0)],
     ]);
     metric(
       'gateway_slow_subscribers_disconnected_total',
       'counter',
       'Subscribers ended because they could not keep up with never-dropped data.',
-      [[{}, hubStats.disconnectedSlow + (this.sources.deliveryCounters?.().disconnected ?? 0)]],
+      [[{}, hubStats.disconnectedSlow + (shared?.disconnected ?? 0)]],
     );
     metric('gateway_user_streams', 'gauge', 'Per-key user data streams.', [
       [{}, s.userStreams.length],

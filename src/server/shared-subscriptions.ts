@@ -320,6 +320,20 @@ export interface DeliveryCounters {
   replayed: number;
 }
 
+/** Every counter at zero (also what a transport without shared delivery reports). */
+export const ZERO_DELIVERY_COUNTERS: Readonly<DeliveryCounters> = {
+  groups: 0,
+  members: 0,
+  groupsCreated: 0,
+  executions: 0,
+  delivered: 0,
+  socketWrites: 0,
+  conflated: 0,
+  dropped: 0,
+  disconnected: 0,
+  replayed: 0,
+};
+
 /** What `join` needs to start a group's operation; `start` is dropped once a group has it. */
 export interface ShareTicket {
   key: string;
@@ -367,16 +381,7 @@ export class SharedDelivery {
   /** @internal live outlets, for `outletStats` */
   readonly outlets = new Set<Outlet>();
   /** @internal counters, mutated by groups, members and outlets */
-  readonly counters: Omit<DeliveryCounters, 'groups' | 'members'> = {
-    groupsCreated: 0,
-    executions: 0,
-    delivered: 0,
-    socketWrites: 0,
-    conflated: 0,
-    dropped: 0,
-    disconnected: 0,
-    replayed: 0,
-  };
+  readonly counters: Omit<DeliveryCounters, 'groups' | 'members'> = { ...ZERO_DELIVERY_COUNTERS };
   /** @internal */
   members = 0;
   /** outlets corked in the current batch, and when the batch began */
@@ -479,7 +484,7 @@ export class SharedDelivery {
   }
 
   stats(): DeliveryCounters {
-    return { groups: this.groups.size, members: this.members, ...this.counters };
+    return { ...this.counters, groups: this.groups.size, members: this.members };
   }
 
   /** Per socket: bytes waiting in user space, payloads kept by members, members (tests, status). */

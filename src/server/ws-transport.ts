@@ -24,6 +24,7 @@ import {
   sharePlan,
   stripError,
   stripResult,
+  ZERO_DELIVERY_COUNTERS,
   type DeliveryCounters,
   type Outlet,
   type ShareTicket,
@@ -116,19 +117,6 @@ interface Extra {
 type Root =
   | { kind: 'own'; enveloped: Enveloped }
   | { kind: 'shared'; delivery: SharedDelivery; ticket: ShareTicket; outlet: Outlet; id: string };
-
-const ZERO_COUNTERS: DeliveryCounters = {
-  groups: 0,
-  members: 0,
-  groupsCreated: 0,
-  executions: 0,
-  delivered: 0,
-  socketWrites: 0,
-  conflated: 0,
-  dropped: 0,
-  disconnected: 0,
-  replayed: 0,
-};
 
 /** Serves graphql-ws on `wss`. */
 export function attachWsTransport(params: WsTransportParams): WsTransport {
@@ -309,7 +297,7 @@ export function attachWsTransport(params: WsTransportParams): WsTransport {
   });
 
   return {
-    counters: () => shared?.stats() ?? { ...ZERO_COUNTERS },
+    counters: () => shared?.stats() ?? { ...ZERO_DELIVERY_COUNTERS },
     shared,
     close() {
       clearInterval(keepAlive);
