@@ -195,20 +195,24 @@ export async function runFanout(spec: FanoutSpec, layout: CpuLayout): Promise<Fa
   });
 }
 
-/** Sizes of the upstream reads, from the arrival stamps (trades of one read share theirs). */
-function burstsOf(times: Float64Array): { tradesPerReadMean: number; tradesPerReadP99: number } {
-  const sizes: number[] = [];
+/** Per arrival stamp: how many trades came in the same upstream read (they share its stamp). */
+function readSizes(times: Float64Array): Float64Array {
+  const out = new Float64Array(times.length);
   for (let i = 0; i < times.length;) {
     let j = i + 1;
     while (j < times.length && times[j] === times[i]) j++;
-    sizes.push(j - i);
+    out.fill(j - i, i, j);
     i = j;
   }
-  // per trade: the size of the read it came in
-  const perTrade = Float64Array.from(sizes.flatMap((n) => Array<number>(n).fill(n))).sort();
+  return out;
+}
+
+/** Sizes of the upstream reads: mean, and the size of the read the p99 trade came in. */
+function burstsOf(times: Float64Array): { tradesPerReadMean: number; tradesPerReadP99: number } {
+  const reads = times.filter((t, i) => i === 0 || t !== times[i - 1]).length;
   return {
-    tradesPerReadMean: sizes.length > 0 ? times.length / sizes.length : NaN,
-    tradesPerReadP99: percentile(perTrade, 0.99),
+    tradesPerReadMean: reads > 0 ? times.length / reads : NaN,
+    tradesPerReadP99: percentile(readSizes(times).sort(), 0.99),
   };
 }
 
@@ -217,17 +221,13 @@ function debugLatency(
   stamps: { ids: Float64Array; times: Float64Array },
   reports: ClientReport[],
 ): void {
+  const sizes = readSizes(stamps.times);
   const size = new Map<number, number>();
   const arrival = new Map<number, number>();
-  for (let i = 0; i < stamps.ids.length;) {
-    let j = i + 1;
-    while (j < stamps.ids.length && stamps.times[j] === stamps.times[i]) j++;
-    for (let k = i; k < j; k++) {
-      size.set(stamps.ids[k]!, j - i);
-      arrival.set(stamps.ids[k]!, stamps.times[k]!);
-    }
-    i = j;
-  }
+  stamps.ids.forEach((id, k) => {
+    size.set(id, sizes[k]!);
+    arrival.set(id, stamps.times[k]!);
+  });
   const by = new Map<number, number[]>();
   const worst: [number, number, number][] = [];
   for (const r of reports) {
