@@ -451,6 +451,27 @@ interface PriceBucket {
   samples: number;
 }
 
+/**
+ * Open, high, low, close of minute buckets `i` to `j` (exclusive); with no bucket in the range,
+ * all four are `previous` (the last price before it), as Binance fills an empty candle.
+ */
+function ohlc(
+  buckets: readonly { open: number; high: number; low: number; close: number }[],
+  i: number,
+  j: number,
+  previous: number,
+): [number, number, number, number] {
+  if (i >= j) return [previous, previous, previous, previous];
+  const first = buckets[i]!;
+  let [h, l] = [first.high, first.low];
+  for (let k = i + 1; k < j; k++) {
+    const b = buckets[k]!;
+    if (b.high > h) h = b.high;
+    if (b.low < l) l = b.low;
+  }
+  return [first.open, h, l, buckets[j - 1]!.close];
+}
+
 /** One funding settlement. */
 interface FundingRecord {
   time: number;
@@ -965,7 +986,7 @@ export class Market implements MarketDataSource, MarketForAccounts {
     const i = firstMinuteAtOrAfter(buckets, open / MINUTE_MS);
     const j = firstMinuteAtOrAfter(buckets, close / MINUTE_MS);
     const previous = i > 0 ? buckets[i - 1]!.close : s.priceBeforeBuckets;
-    let [o, h, l, c] = [previous, previous, previous, previous];
+    const [o, h, l, c] = ohlc(buckets, i, j, previous);
     let volume = 0;
     let quote = 0n;
     let takerVolume = 0;
@@ -973,10 +994,6 @@ export class Market implements MarketDataSource, MarketForAccounts {
     let count = 0;
     for (let k = i; k < j; k++) {
       const b = buckets[k]!;
-      if (k === i) [o, h, l] = [b.open, b.high, b.low];
-      if (b.high > h) h = b.high;
-      if (b.low < l) l = b.low;
-      c = b.close;
       volume += b.volume;
       quote += b.quote;
       takerVolume += b.takerBuyVolume;
@@ -1009,16 +1026,9 @@ export class Market implements MarketDataSource, MarketForAccounts {
     const i = firstMinuteAtOrAfter(buckets, open / MINUTE_MS);
     const j = firstMinuteAtOrAfter(buckets, close / MINUTE_MS);
     const previous = i > 0 ? buckets[i - 1]!.close : kind === 'mark' ? s.markBefore : s.indexBefore;
-    let [o, h, l, c] = [previous, previous, previous, previous];
+    const [o, h, l, c] = ohlc(buckets, i, j, previous);
     let samples = 0;
-    for (let k = i; k < j; k++) {
-      const b = buckets[k]!;
-      if (k === i) [o, h, l] = [b.open, b.high, b.low];
-      if (b.high > h) h = b.high;
-      if (b.low < l) l = b.low;
-      c = b.close;
-      samples += b.samples;
-    }
+    for (let k = i; k < j; k++) samples += buckets[k]!.samples;
     const p = (x: number): string => fixed(x, 8);
     return [open, p(o), p(h), p(l), p(c), '0', close - 1, '0', samples, '0', '0', '0'];
   }
